@@ -1,0 +1,98 @@
+"""Entry point: the Click group, its global options, and the one error boundary.
+
+Every command returns an exit code (or None for 0); every error ends here and
+leaves as one ``Error: …`` line on stderr with the exit code of SPEC §9.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from src.cli.config_cmd import config_group
+from src.cli.context import AppContext
+from src.cli.status_cmd import status
+from src.errors import EXIT_INTERRUPTED, BackupError
+
+
+class _Boundary(click.Group):
+    """A Click group whose ``main`` maps every outcome to SPEC §9's exit codes."""
+
+    debug = False
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command line and exit with the right code (never returns)."""
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            # Usage errors are configuration errors to cron wrappers: exit 1, not Click's 2.
+            exc.show()
+            sys.exit(1)
+        except click.Abort:
+            _error("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        except BackupError as exc:
+            _error(str(exc), exc if self.debug else None)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            _error("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as exc:
+            _error(
+                f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+                exc if self.debug else None,
+            )
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _error(message: str, exc: BaseException | None = None) -> None:
+    from src.utils.logging_setup import scrub_text
+
+    if exc is not None:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        click.echo(scrub_text(text), file=sys.stderr)
+    click.echo(f"Error: {scrub_text(message)}", file=sys.stderr)
+
+
+@click.group(cls=_Boundary, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False),
+    help="Configuration directory (default: $BACKUP_CONFIG_DIR or ./config).",
+)
+@click.option("--env-file", type=click.Path(dir_okay=False), help="Read variables from this file.")
+@click.option("--debug", is_flag=True, help="DEBUG logs and tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.option("--log-file", type=click.Path(dir_okay=False), help="Also append logs to this file.")
+@click.option("--json-logs", is_flag=True, help="Logs as JSON lines.")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    config_dir: str | None,
+    env_file: str | None,
+    debug: bool,
+    quiet: bool,
+    log_file: str | None,
+    json_logs: bool,
+) -> None:
+    """s3-backup: copy MySQL tables into Redshift or PostgreSQL through Parquet on S3."""
+    from src.utils.logging_setup import configure_logging
+
+    _Boundary.debug = debug
+    configure_logging(debug=debug, quiet=quiet, json_logs=json_logs, log_file=log_file)
+    ctx.obj = AppContext(config_dir=config_dir, env_file=env_file, debug=debug, quiet=quiet)
+
+
+cli.add_command(status)
+cli.add_command(config_group)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,289 @@
+"""Typed, frozen settings models: the validated shape of the YAML configuration.
+
+The :class:`~src.core.configuration_manager.ConfigurationManager` reads the YAML
+files, substitutes variables and hands the plain data to these models once; from
+then on the rest of the code only sees an immutable :class:`AppConfig`.
+Every password and key is a :class:`pydantic.SecretStr` (SPEC §3.1).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+# Keys the old tool carried but never used: accepted silently (SPEC §3.1 item 6).
+LEGACY_KEYS = frozenset(
+    {
+        "cdc_settings",
+        "sync_frequency",
+        "monitoring",
+        "performance",
+        "validation",
+        "alerts",
+        "notifications",
+        "retry",
+        "schedule",
+        "description",
+        "tags",
+        "owner",
+        "metadata",
+        "enabled",
+        "priority",
+        "timeout",
+        "timeout_seconds",
+    }
+)
+
+DEFAULT_CHUNK_SIZE = 100_000
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SSHTunnelConfig(_Frozen):
+    """An SSH bastion that a MySQL source or a target is reached through."""
+
+    enabled: bool = False
+    host: str | None = None
+    port: int = 22
+    username: str | None = None
+    private_key_path: str | None = None
+    private_key_passphrase: SecretStr | None = None
+    local_port: int = Field(0, ge=0, le=65535)
+    known_hosts: str | None = None
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> SSHTunnelConfig:
+        if self.enabled:
+            missing = [k for k in ("host", "username", "private_key_path") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"ssh_tunnel is enabled but {', '.join(missing)} not set")
+        return self
+
+
+class SourceConnection(_Frozen):
+    """A MySQL/MariaDB server; its key in ``connections.sources`` is the scope."""
+
+    host: str
+    port: int = 3306
+    database: str | None = None
+    username: str
+    password: SecretStr = SecretStr("")
+    charset: str = "utf8mb4"
+    connect_timeout: int = Field(10, gt=0)
+    ssh_tunnel: SSHTunnelConfig = SSHTunnelConfig()
+
+
+class TargetConnection(_Frozen):
+    """A Redshift cluster or a PostgreSQL database that tables are loaded into."""
+
+    type: Literal["redshift", "postgres"] = "redshift"
+    host: str
+    port: int | None = None
+    database: str
+    username: str
+    password: SecretStr = SecretStr("")
+    schema_: str = Field("public", alias="schema")
+    iam_role: str | None = None
+    connect_timeout: int = Field(10, gt=0)
+    ssh_tunnel: SSHTunnelConfig = SSHTunnelConfig()
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @property
+    def effective_port(self) -> int:
+        """The configured port, or the engine's default one."""
+        if self.port is not None:
+            return self.port
+        return 5439 if self.type == "redshift" else 5432
+
+
+class S3Performance(_Frozen):
+    """Transfer tuning for boto3 (all optional)."""
+
+    multipart_threshold: int = 104_857_600
+    multipart_chunksize: int = 52_428_800
+    max_concurrency: int = 10
+    max_pool_connections: int = 20
+    retry_max_attempts: int = 3
+    retry_mode: Literal["legacy", "standard", "adaptive"] = "adaptive"
+
+
+class StageConfig(_Frozen):
+    """Where staged files and watermarks live: an S3 bucket or a local directory."""
+
+    bucket_name: str | None = None
+    region: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    endpoint_url: str | None = None
+    incremental_path: str = "incremental/"
+    local_path: str | None = None
+    performance: S3Performance = S3Performance()
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StageConfig:
+        if bool(self.bucket_name) == bool(self.local_path):
+            raise ValueError("set exactly one of bucket_name (S3) or local_path (local stage)")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        """True for a local stage directory instead of a bucket."""
+        return self.local_path is not None
+
+
+class BackupDefaults(_Frozen):
+    """``backup:`` section of connections.yml."""
+
+    batch_size: int | None = Field(None, gt=0)
+
+
+class ProcessingConfig(_Frozen):
+    """Chunking and parallelism knobs (pipeline or table level)."""
+
+    batch_size: int | None = Field(None, gt=0)
+    max_parallel_tables: int | None = Field(None, gt=0)
+
+
+class PipelineS3Config(_Frozen):
+    """How a pipeline lays out its files in the stage."""
+
+    isolation_prefix: str = ""
+    partition_strategy: Literal["table", "datetime"] = "table"
+    compression: Literal["snappy", "zstd", "gzip", "none"] = "snappy"
+
+
+CdcStrategy = Literal["hybrid", "timestamp_only", "id_only", "full_sync", "custom_sql"]
+
+
+class TableConfig(_Frozen):
+    """One table of a pipeline (after ``default_table_config`` is merged in)."""
+
+    cdc_strategy: CdcStrategy = "hybrid"
+    cdc_timestamp_column: str | None = None
+    cdc_id_column: str | None = None
+    timestamp_format: Literal["unix", "datetime", "auto"] = "auto"
+    cdc_ordering: list[str] | None = None
+    additional_where: str | None = None
+    custom_query: str | None = None
+    target_name: str | None = None
+    write_mode: Literal["merge", "append"] | None = None
+    primary_key: list[str] | None = None
+    lookback_seconds: int = Field(0, ge=0)
+    full_sync_mode: Literal["replace", "append", "paginate"] = "replace"
+    null_cursor: Literal["warn", "error"] = "warn"
+    decimal_overflow: Literal["error", "varchar"] = "error"
+    oversize_text: Literal["error", "truncate"] = "error"
+    zero_dates: Literal["null", "error"] = "null"
+    nul_chars: Literal["strip", "error"] = "strip"
+    processing: ProcessingConfig = ProcessingConfig()
+
+    @field_validator("cdc_strategy", mode="before")
+    @classmethod
+    def _alias_strategy(cls, value: Any) -> Any:
+        return "hybrid" if value == "timestamp_id" else value
+
+    @field_validator("primary_key", mode="before")
+    @classmethod
+    def _pk_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _strategy_columns(self) -> TableConfig:
+        needs = {
+            "hybrid": ("cdc_timestamp_column", "cdc_id_column"),
+            "timestamp_only": ("cdc_timestamp_column",),
+            "id_only": ("cdc_id_column",),
+            "custom_sql": ("custom_query",),
+        }.get(self.cdc_strategy, ())
+        missing = [k for k in needs if not getattr(self, k)]
+        if missing:
+            raise ValueError(f"cdc_strategy {self.cdc_strategy} needs {', '.join(missing)}")
+        if self.lookback_seconds and self.write_mode == "append":
+            raise ValueError("lookback_seconds re-reads rows and needs write_mode merge")
+        return self
+
+
+class PipelineConfig(_Frozen):
+    """One ``config/pipelines/<name>.yml`` file; ``name`` is the file stem."""
+
+    name: str
+    display_name: str | None = None
+    source: str
+    target: str
+    s3_config: str | None = None
+    version: str | None = None
+    processing: ProcessingConfig = ProcessingConfig()
+    s3: PipelineS3Config = PipelineS3Config()
+    tables: dict[str, TableConfig] = Field(default_factory=dict)
+
+
+class AppConfig(_Frozen):
+    """Everything the tool knows from its configuration files, validated once."""
+
+    sources: dict[str, SourceConnection] = Field(default_factory=dict)
+    targets: dict[str, TargetConnection] = Field(default_factory=dict)
+    stages: dict[str, StageConfig] = Field(default_factory=dict)
+    backup: BackupDefaults = BackupDefaults()
+    pipelines: dict[str, PipelineConfig] = Field(default_factory=dict)
+    # BACKUP_BATCH_SIZE, read from the environment once at load time (SPEC §3.3).
+    env_rows_per_file: Annotated[int | None, Field(gt=0)] = None
+    config_dir: str = "config"
+    project_root: str = "."
+
+    def stage_for(self, pipeline: PipelineConfig) -> tuple[str, StageConfig]:
+        """The stage a pipeline uses: its ``s3_config``, or the first one configured."""
+        name = pipeline.s3_config or next(iter(self.stages))
+        return name, self.stages[name]
+
+    def secret_values(self) -> list[str]:
+        """Every non-empty secret value in the configuration (for log redaction)."""
+        found: list[str] = []
+
+        def walk(obj: Any) -> None:
+            if isinstance(obj, SecretStr):
+                value = obj.get_secret_value()
+                if value:
+                    found.append(value)
+            elif isinstance(obj, BaseModel):
+                for name in type(obj).model_fields:
+                    walk(getattr(obj, name))
+            elif isinstance(obj, dict):
+                for item in obj.values():
+                    walk(item)
+            elif isinstance(obj, list | tuple):
+                for item in obj:
+                    walk(item)
+
+        walk(self)
+        return found
+
+
+def resolve_chunk_size(pipeline: PipelineConfig, table: TableConfig) -> tuple[int, str]:
+    """Rows per SELECT chunk and where it came from (SPEC §3.3).
+
+    Table ``processing.batch_size`` > pipeline ``processing.batch_size`` > 100000.
+    """
+    if table.processing.batch_size:
+        return table.processing.batch_size, "table config"
+    if pipeline.processing.batch_size:
+        return pipeline.processing.batch_size, "pipeline config"
+    return DEFAULT_CHUNK_SIZE, "system default"
+
+
+def resolve_rows_per_file(
+    app: AppConfig, pipeline: PipelineConfig, table: TableConfig
+) -> tuple[int, str]:
+    """Rows per Parquet file and where it came from (SPEC §3.3).
+
+    ``BACKUP_BATCH_SIZE`` env > ``connections.yml backup.batch_size`` > chunk size.
+    """
+    if app.env_rows_per_file:
+        return app.env_rows_per_file, "BACKUP_BATCH_SIZE"
+    if app.backup.batch_size:
+        return app.backup.batch_size, "connections.yml backup.batch_size"
+    size, _ = resolve_chunk_size(pipeline, table)
+    return size, "chunk size"

@@ -1,0 +1,412 @@
+"""Load, substitute, check and freeze the configuration (SPEC §3).
+
+Order: ``.env`` (never overriding the real environment) → ``connections.yml``
+→ ``pipelines/*.yml`` → optional ``environments/<BACKUP_ENVIRONMENT>.yml``
+deep-merged over every pipeline. ``${VAR}`` substitution happens after YAML
+parsing, in string values only, from an allowlist of prefixes, and fails
+closed. Every problem in every file is collected and reported at once as
+``file: key.path: problem``. Nothing is written to ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import BaseModel, ValidationError
+
+from src.config.settings import (
+    LEGACY_KEYS,
+    AppConfig,
+    BackupDefaults,
+    PipelineConfig,
+    SourceConnection,
+    StageConfig,
+    TableConfig,
+    TargetConnection,
+)
+from src.errors import ConfigError
+
+ALLOWED_PREFIXES = (
+    "BACKUP_",
+    "CONFIG_",
+    "DB_",
+    "DB2_",
+    "CONN_",
+    "SSH_",
+    "REDSHIFT_",
+    "MYSQL_",
+    "AWS_",
+    "S3_",
+)
+# `$${X}` is a literal `${X}`; `${NAME}` / `${NAME:-default}` is a reference.
+_VAR_RE = re.compile(r"\$\$\{(?P<literal>[^}]*)\}|\$\{(?P<body>[^}]*)\}")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """The validated configuration plus the warnings found while loading it."""
+
+    app: AppConfig
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class _Problems:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def error(self, file: str, path: str, problem: str) -> None:
+        self.errors.append(f"{file}: {path}: {problem}" if path else f"{file}: {problem}")
+
+
+def _join(path: str, key: object) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+class ConfigurationManager:
+    """Reads a config directory into a frozen :class:`AppConfig` (see module doc)."""
+
+    def __init__(
+        self,
+        config_dir: str | os.PathLike[str] | None = None,
+        env_file: str | os.PathLike[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        real_env = dict(os.environ if environ is None else environ)
+        dotenv_path = Path(env_file) if env_file else Path(".env")
+        if env_file and not dotenv_path.is_file():
+            raise ConfigError(f"--env-file {dotenv_path}: file not found")
+        from_file = dotenv_values(dotenv_path) if dotenv_path.is_file() else {}
+        # The real environment wins over .env (SPEC §3.1 item 1).
+        self.env: dict[str, str] = {k: v for k, v in from_file.items() if v is not None}
+        self.env.update(real_env)
+        chosen = config_dir or self.env.get("BACKUP_CONFIG_DIR") or "config"
+        self.config_dir = Path(chosen)
+
+    # ------------------------------------------------------------------ public
+    def load(self) -> LoadedConfig:
+        """Read every file, report all problems together, return the frozen config."""
+        problems = _Problems()
+        if not self.config_dir.is_dir():
+            raise ConfigError(f"config directory {self.config_dir} not found (use --config-dir)")
+        conn_raw = self._read_yaml("connections.yml", problems, required=True)
+        sources, targets, stages, backup = self._connections(conn_raw, problems)
+        overlay = self._overlay(problems)
+        pipelines: dict[str, PipelineConfig] = {}
+        for path in sorted((self.config_dir / "pipelines").glob("*.yml")):
+            rel = f"pipelines/{path.name}"
+            raw = self._read_yaml(rel, problems)
+            if raw is None:
+                continue
+            if overlay:
+                raw = deep_merge(raw, overlay)
+            pipeline = self._pipeline(path.stem, rel, raw, problems)
+            if pipeline is not None:
+                self._check_references(rel, pipeline, sources, targets, stages, problems)
+                pipelines[path.stem] = pipeline
+        env_rows = self._env_rows_per_file(problems)
+        if problems.errors:
+            count = len(problems.errors)
+            raise ConfigError(
+                f"invalid configuration ({count} problem{'s' if count > 1 else ''}):\n  "
+                + "\n  ".join(problems.errors)
+            )
+        app = AppConfig(
+            sources=sources,
+            targets=targets,
+            stages=stages,
+            backup=backup,
+            pipelines=pipelines,
+            env_rows_per_file=env_rows,
+            config_dir=str(self.config_dir),
+            project_root=str(self.config_dir.resolve().parent),
+        )
+        return LoadedConfig(app=app, warnings=tuple(problems.warnings))
+
+    # ---------------------------------------------------------------- reading
+    def _read_yaml(self, rel: str, problems: _Problems, required: bool = False) -> Any:
+        path = self.config_dir / rel
+        if not path.is_file():
+            if required:
+                problems.error(rel, "", f"file not found in {self.config_dir}")
+            return None
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+            problems.error(rel, where, f"invalid YAML: {exc.problem}")
+            return None
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            problems.error(rel, "", f"invalid YAML: {exc}")
+            return None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            problems.error(rel, "", "expected a mapping at the top level")
+            return None
+        return self._substitute(data, rel, "", problems)
+
+    def _substitute(self, value: Any, file: str, path: str, problems: _Problems) -> Any:
+        """Replace ``${VAR}`` references in every string value, recursively."""
+        if isinstance(value, dict):
+            return {
+                k: self._substitute(v, file, _join(path, k), problems) for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [
+                self._substitute(v, file, _join(path, i), problems) for i, v in enumerate(value)
+            ]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+
+        def replace(match: re.Match[str]) -> str:
+            if match.group("literal") is not None:
+                return "${" + match.group("literal") + "}"
+            body = match.group("body")
+            name, has_default, default = body.partition(":-")
+            if not _NAME_RE.match(name):
+                problems.error(file, path, f"'${{{body}}}' is not a valid variable reference")
+                return ""
+            if not name.startswith(ALLOWED_PREFIXES):
+                problems.error(
+                    file,
+                    path,
+                    f"variable {name} is not allowed here "
+                    f"(names must start with one of {', '.join(ALLOWED_PREFIXES)})",
+                )
+                return ""
+            resolved = self.env.get(name)
+            if resolved is None:
+                if not has_default:
+                    problems.error(file, path, f"variable {name} is not set and has no default")
+                    return ""
+                resolved = default
+            if "\n" in resolved or "\r" in resolved:
+                problems.error(file, path, f"variable {name} contains a newline")
+                return ""
+            return resolved
+
+        return _VAR_RE.sub(replace, value)
+
+    def _overlay(self, problems: _Problems) -> dict[str, Any] | None:
+        env_name = self.env.get("BACKUP_ENVIRONMENT")
+        if not env_name:
+            return None
+        rel = f"environments/{env_name}.yml"
+        if not (self.config_dir / rel).is_file():
+            problems.error(rel, "", f"BACKUP_ENVIRONMENT={env_name} but the overlay is missing")
+            return None
+        data = self._read_yaml(rel, problems)
+        return data if isinstance(data, dict) else None
+
+    # ------------------------------------------------------------- validating
+    def _connections(
+        self, raw: Any, problems: _Problems
+    ) -> tuple[
+        dict[str, SourceConnection],
+        dict[str, TargetConnection],
+        dict[str, StageConfig],
+        BackupDefaults,
+    ]:
+        file = "connections.yml"
+        raw = raw if isinstance(raw, dict) else {}
+        _warn_unknown_keys(raw, {"connections", "s3_configs", "backup"}, file, "", problems)
+        conns = raw.get("connections") or {}
+        _warn_unknown_keys(conns, {"sources", "targets"}, file, "connections", problems)
+        sources = _validate_each(
+            SourceConnection, conns.get("sources"), file, "connections.sources", problems
+        )
+        targets = _validate_each(
+            TargetConnection, conns.get("targets"), file, "connections.targets", problems
+        )
+        stages = _validate_each(StageConfig, raw.get("s3_configs"), file, "s3_configs", problems)
+        backup = _validate(BackupDefaults, raw.get("backup") or {}, file, "backup", problems)
+        return sources, targets, stages, backup or BackupDefaults()
+
+    def _pipeline(
+        self, stem: str, file: str, raw: dict[str, Any], problems: _Problems
+    ) -> PipelineConfig | None:
+        _warn_unknown_keys(raw, {"pipeline", "tables"}, file, "", problems)
+        section = dict(raw.get("pipeline") or {})
+        defaults = section.pop("default_table_config", None) or {}
+        section["display_name"] = section.pop("name", None)
+        section["name"] = stem
+        header = _validate(PipelineConfig, section, file, "pipeline", problems)
+        tables_raw = raw.get("tables") or {}
+        if not isinstance(tables_raw, dict):
+            problems.error(file, "tables", "expected a mapping of schema.table entries")
+            return None
+        tables: dict[str, TableConfig] = {}
+        for name, entry in tables_raw.items():
+            merged = deep_merge(defaults, entry or {})
+            table = _validate(TableConfig, merged, file, f"tables.{name}", problems)
+            if "." not in str(name):
+                problems.error(file, f"tables.{name}", "table names are schema.table")
+            elif table is not None:
+                tables[str(name)] = table
+        if header is None:
+            return None
+        return header.model_copy(update={"tables": tables})
+
+    def _check_references(
+        self,
+        file: str,
+        pipeline: PipelineConfig,
+        sources: Mapping[str, Any],
+        targets: Mapping[str, TargetConnection],
+        stages: Mapping[str, StageConfig],
+        problems: _Problems,
+    ) -> None:
+        def known(kind: str, value: str, names: Mapping[str, Any], key: str) -> bool:
+            if value in names:
+                return True
+            listed = ", ".join(sorted(names)) or "none configured"
+            problems.error(file, key, f"unknown {kind} '{value}' (known: {listed})")
+            return False
+
+        known("source", pipeline.source, sources, "pipeline.source")
+        target_ok = known("target", pipeline.target, targets, "pipeline.target")
+        if pipeline.s3_config is not None:
+            stage_ok = known("s3_config", pipeline.s3_config, stages, "pipeline.s3_config")
+            stage_name = pipeline.s3_config
+        elif stages:
+            stage_ok, stage_name = True, next(iter(stages))
+        else:
+            problems.error(file, "pipeline.s3_config", "no s3_configs in connections.yml")
+            return
+        if target_ok and stage_ok:
+            target = targets[pipeline.target]
+            if target.type == "redshift" and stages[stage_name].is_local:
+                problems.error(
+                    file,
+                    "pipeline.s3_config",
+                    f"target '{pipeline.target}' is redshift and needs an S3 stage, "
+                    f"but '{stage_name}' is a local_path stage",
+                )
+
+    def _env_rows_per_file(self, problems: _Problems) -> int | None:
+        raw = self.env.get("BACKUP_BATCH_SIZE")
+        if raw is None or raw == "":
+            return None
+        if not raw.isdigit() or int(raw) <= 0:
+            problems.error("environment", "BACKUP_BATCH_SIZE", "must be a positive integer")
+            return None
+        return int(raw)
+
+
+# ---------------------------------------------------------------------- helpers
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``over`` into a copy of ``base``; nested mappings merge, others replace."""
+    result: dict[str, Any] = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = deep_merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def _warn_unknown_keys(
+    raw: Any, allowed: set[str], file: str, path: str, problems: _Problems
+) -> None:
+    if not isinstance(raw, dict):
+        return
+    for key in list(raw):
+        if key in allowed:
+            continue
+        raw.pop(key)
+        if key in LEGACY_KEYS:
+            continue
+        hint = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+        problems.warnings.append(f"{file}: {_join(path, key)}: unknown key ignored{suggestion}")
+
+
+def _model_keys(model: type[BaseModel]) -> set[str]:
+    return {info.alias or name for name, info in model.model_fields.items()}
+
+
+def _submodel(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model a field holds, and whether it is a dict of such models."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _submodel(arg)
+            if found[0] is not None:
+                return found
+        return None, False
+    if origin is dict:
+        inner, _ = _submodel(typing.get_args(annotation)[1])
+        return inner, inner is not None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    return None, False
+
+
+def _prune(raw: Any, model: type[BaseModel], file: str, path: str, problems: _Problems) -> Any:
+    """Drop (and warn about) keys the model does not know, recursively."""
+    if not isinstance(raw, dict):
+        return raw
+    raw = dict(raw)
+    _warn_unknown_keys(raw, _model_keys(model), file, path, problems)
+    by_key = {info.alias or name: info for name, info in model.model_fields.items()}
+    for key, value in raw.items():
+        sub, is_dict = _submodel(by_key[key].annotation)
+        if sub is None:
+            continue
+        if is_dict and isinstance(value, dict):
+            raw[key] = {
+                k: _prune(v, sub, file, _join(_join(path, key), k), problems)
+                for k, v in value.items()
+            }
+        elif not is_dict:
+            raw[key] = _prune(value, sub, file, _join(path, key), problems)
+    return raw
+
+
+_M = typing.TypeVar("_M", bound=BaseModel)
+
+
+def _validate(model: type[_M], raw: Any, file: str, path: str, problems: _Problems) -> _M | None:
+    cleaned = _prune(raw, model, file, path, problems)
+    try:
+        return model.model_validate(cleaned)
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = path
+            for part in err["loc"]:
+                where = _join(where, part)
+            message = err["msg"].removeprefix("Value error, ")
+            problems.error(file, where, message)
+        return None
+
+
+def _validate_each(
+    model: type[_M], raw: Any, file: str, path: str, problems: _Problems
+) -> dict[str, _M]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.error(file, path, "expected a mapping of names to settings")
+        return {}
+    result: dict[str, _M] = {}
+    for name, entry in raw.items():
+        item = _validate(model, entry or {}, file, _join(path, name), problems)
+        if item is not None:
+            result[str(name)] = item
+    return result

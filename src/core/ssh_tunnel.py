@@ -1,0 +1,184 @@
+"""SSH port forwarding through a bastion, run in a child process.
+
+The forward lives in its own process because connectorx holds the GIL while
+it reads: a forwarder running as threads of the same process never gets to
+move a byte (FIELD_NOTES "connectorx: two traps"). The child starts
+``sshtunnel.SSHTunnelForwarder``, reports the local port (or the failure) over
+a pipe, and stops the forward with ``stop(force=True)`` when the parent says
+so or goes away (the pipe closes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from src.config.settings import SSHTunnelConfig
+from src.errors import ConfigError, SourceConnectionError
+
+_START_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class _TunnelArgs:
+    ssh_host: str
+    ssh_port: int
+    username: str
+    private_key_path: str
+    passphrase: str | None
+    known_hosts: str | None
+    remote_host: str
+    remote_port: int
+    local_port: int
+    timeout_s: float
+
+
+def _load_host_key(known_hosts: str, host: str, port: int) -> Any:
+    """The bastion's key from an OpenSSH known_hosts file (``[host]:port`` form off 22)."""
+    import os
+
+    import paramiko
+
+    path = os.path.expanduser(known_hosts)
+    if not os.path.isfile(path):
+        raise ValueError(f"known_hosts file {known_hosts} not found")
+    keys = paramiko.HostKeys(path)
+    name = host if port == 22 else f"[{host}]:{port}"
+    entry = keys.lookup(name)
+    if not entry:
+        raise ValueError(f"no host key for {name} in {known_hosts}")
+    # Prefer modern key types; paramiko then negotiates exactly this type.
+    for kind in ("ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "ssh-rsa"):
+        if kind in entry:
+            return entry[kind]
+    return next(iter(entry.values()))
+
+
+def _run_forward(args: _TunnelArgs, conn: multiprocessing.connection.Connection) -> None:
+    """Child process body: start the forward, report, wait for stop."""
+    import logging
+
+    import paramiko
+    import sshtunnel
+
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    try:
+        host_key = (
+            _load_host_key(args.known_hosts, args.ssh_host, args.ssh_port)
+            if args.known_hosts
+            else None
+        )
+        forwarder = sshtunnel.SSHTunnelForwarder(
+            (args.ssh_host, args.ssh_port),
+            ssh_username=args.username,
+            ssh_pkey=args.private_key_path,
+            ssh_private_key_password=args.passphrase,
+            ssh_host_key=host_key,
+            allow_agent=False,
+            host_pkey_directories=[],
+            remote_bind_address=(args.remote_host, args.remote_port),
+            local_bind_address=("127.0.0.1", args.local_port),
+            set_keepalive=15.0,
+            gateway_timeout=args.timeout_s,
+            logger=logging.getLogger("sshtunnel.quiet"),
+        )
+        forwarder.start()
+    except paramiko.AuthenticationException:
+        conn.send(("error", "authentication failed (check username and private_key_path)"))
+        return
+    except paramiko.BadHostKeyException:
+        conn.send(("error", "host key does not match known_hosts"))
+        return
+    except Exception as exc:  # anything else is reported to the parent as text
+        conn.send(("error", _describe(exc)))
+        return
+    try:
+        conn.send(("ok", forwarder.local_bind_port))
+        with contextlib.suppress(EOFError):
+            conn.recv()  # "stop", or EOFError when the parent is gone
+    finally:
+        forwarder.stop(force=True)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if "Could not establish session" in text or "Unable to connect" in text:
+        cause = exc.__cause__ or exc.__context__
+        return f"{text}: {cause}" if cause else text
+    return text
+
+
+class SSHTunnel:
+    """Context manager: a local port forwarded through a bastion to ``remote``.
+
+    ``with SSHTunnel(cfg, "db.internal", 3306, label="US_DW") as (host, port): ...``
+    """
+
+    def __init__(
+        self, cfg: SSHTunnelConfig, remote_host: str, remote_port: int, *, label: str
+    ) -> None:
+        if not (cfg.host and cfg.username and cfg.private_key_path):
+            raise ConfigError(f"{label}: ssh_tunnel needs host, username and private_key_path")
+        passphrase = cfg.private_key_passphrase
+        self._args = _TunnelArgs(
+            ssh_host=cfg.host,
+            ssh_port=cfg.port,
+            username=cfg.username,
+            private_key_path=cfg.private_key_path,
+            passphrase=passphrase.get_secret_value() if passphrase else None,
+            known_hosts=cfg.known_hosts,
+            remote_host=remote_host,
+            remote_port=remote_port,
+            local_port=cfg.local_port,
+            timeout_s=10.0,
+        )
+        self._label = label
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: multiprocessing.connection.Connection | None = None
+        self.local_port: int | None = None
+
+    def __enter__(self) -> tuple[str, int]:
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        process = ctx.Process(target=_run_forward, args=(self._args, child), daemon=True)
+        process.start()
+        child.close()
+        self._process, self._conn = process, parent
+        where = f"SSH tunnel for {self._label} via {self._args.ssh_host}:{self._args.ssh_port}"
+        if not parent.poll(_START_TIMEOUT_S):
+            self._close()
+            raise SourceConnectionError(f"{where}: no answer within {_START_TIMEOUT_S:.0f}s")
+        try:
+            status, value = parent.recv()
+        except EOFError:
+            self._close()
+            raise SourceConnectionError(f"{where}: tunnel process died while starting") from None
+        if status != "ok":
+            self._close()
+            raise SourceConnectionError(f"{where}: {value}")
+        self.local_port = int(value)
+        return "127.0.0.1", self.local_port
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self._conn.send("stop")
+            self._conn.close()
+        if self._process is not None:
+            self._process.join(timeout=5)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(timeout=5)
+        self._conn = self._process = None

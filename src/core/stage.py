@@ -1,0 +1,348 @@
+"""The stage: where Parquet files, manifests, watermarks and locks live.
+
+Two implementations of one small interface: :class:`S3Stage` (a bucket, or
+any S3-compatible server through ``endpoint_url``) and :class:`LocalStage` (a
+directory: the embedded default). Keys are always ``/``-separated relative
+paths built by :mod:`src.utils.naming`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from src.config.settings import StageConfig
+from src.errors import ConfigError, SourceConnectionError, StageError
+
+# AWS caps ListObjectsV2 pages and DeleteObjects batches at 1000 keys.
+# https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
+MAX_KEYS_PER_REQUEST = 1000
+
+
+@dataclass(frozen=True)
+class StagedObject:
+    """One object in the stage."""
+
+    key: str
+    size: int
+    last_modified: dt.datetime
+
+
+class Stage(Protocol):
+    """What the rest of the code needs from a stage."""
+
+    name: str
+
+    def uri(self, key: str) -> str:
+        """The address operators and Redshift know the key by (s3://… or a path)."""
+        ...
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write (replace) an object atomically."""
+        ...
+
+    def put_file(self, key: str, path: str) -> None:
+        """Upload a local file as ``key``."""
+        ...
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Create ``key`` only if absent; False when it already exists."""
+        ...
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """The object's bytes, or None when it does not exist."""
+        ...
+
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes, or None when it does not exist."""
+        ...
+
+    def list(self, prefix: str) -> Iterator[StagedObject]:
+        """Every object under ``prefix`` (all pages)."""
+        ...
+
+    def delete(self, keys: Iterable[str]) -> int:
+        """Delete keys (batches of at most 1000); returns how many were deleted."""
+        ...
+
+    def check(self) -> str:
+        """Prove the stage is reachable and writable; a short description."""
+        ...
+
+
+class LocalStage:
+    """A directory standing in for a bucket (the embedded default)."""
+
+    def __init__(self, name: str, root: str) -> None:
+        self.name = name
+        self.root = Path(root).expanduser().resolve()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise StageError(f"stage key {key!r} escapes the stage directory")
+        return path
+
+    def uri(self, key: str) -> str:
+        """The file's absolute path."""
+        return str(self._path(key))
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Temp file, fsync, rename: readers see the old or the new bytes, never half."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_file(self, key: str, path: str) -> None:
+        """Copy a local file in atomically."""
+        self.put_bytes(key, Path(path).read_bytes())
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """O_EXCL create: exactly one of several racing creators wins."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return True
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """The file's bytes, or None."""
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def size(self, key: str) -> int | None:
+        """The file's size, or None."""
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def list(self, prefix: str) -> Iterator[StagedObject]:
+        """Every file whose key starts with ``prefix``, sorted by key."""
+        base = self.root / prefix if prefix.endswith("/") else (self.root / prefix).parent
+        if not base.is_dir():
+            return
+        found = []
+        for path in base.rglob("*"):
+            if not path.is_file() or path.name.startswith(".tmp-"):
+                continue
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix):
+                stat = path.stat()
+                modified = dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC)
+                found.append(StagedObject(key, stat.st_size, modified))
+        yield from sorted(found, key=lambda o: o.key)
+
+    def delete(self, keys: Iterable[str]) -> int:
+        """Unlink each file; missing ones are skipped."""
+        count = 0
+        for key in keys:
+            try:
+                self._path(key).unlink()
+                count += 1
+            except FileNotFoundError:
+                continue
+        return count
+
+    def check(self) -> str:
+        """Write, read back and delete a probe file."""
+        key = "watermarks/v2/.status-probe"
+        try:
+            self.put_bytes(key, b"ok")
+            ok = self.get_bytes(key) == b"ok"
+            self.delete([key])
+        except OSError as exc:
+            raise StageError(f"stage {self.name}: {self.root} is not writable: {exc}") from exc
+        if not ok:
+            raise StageError(f"stage {self.name}: probe file did not read back")
+        return f"directory {self.root} writable"
+
+
+class S3Stage:
+    """A bucket (AWS S3 or an S3-compatible server)."""
+
+    def __init__(self, name: str, cfg: StageConfig) -> None:
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+        from botocore.config import Config
+
+        if not cfg.bucket_name:
+            raise ConfigError(f"s3_configs.{name}: bucket_name is required")
+        self.name = name
+        self.bucket = cfg.bucket_name
+        perf = cfg.performance
+        self._client: Any = boto3.client(
+            "s3",
+            region_name=cfg.region,
+            endpoint_url=cfg.endpoint_url,
+            aws_access_key_id=cfg.access_key_id.get_secret_value() if cfg.access_key_id else None,
+            aws_secret_access_key=(
+                cfg.secret_access_key.get_secret_value() if cfg.secret_access_key else None
+            ),
+            config=Config(
+                max_pool_connections=perf.max_pool_connections,
+                retries={"max_attempts": perf.retry_max_attempts, "mode": perf.retry_mode},
+                connect_timeout=10,
+                read_timeout=60,
+                s3={"addressing_style": "path"} if cfg.endpoint_url else None,
+            ),
+        )
+        self._transfer = TransferConfig(
+            multipart_threshold=perf.multipart_threshold,
+            multipart_chunksize=perf.multipart_chunksize,
+            max_concurrency=perf.max_concurrency,
+        )
+        self._endpoint = cfg.endpoint_url or "AWS S3"
+
+    def _fail(self, action: str, exc: Exception) -> StageError | SourceConnectionError:
+        from botocore.exceptions import ClientError, EndpointConnectionError
+
+        where = f"S3 bucket {self.bucket} ({self._endpoint})"
+        if isinstance(exc, EndpointConnectionError):
+            return SourceConnectionError(f"{where}: cannot connect while trying to {action}")
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "?")
+            return StageError(f"{where}: {action} failed: {code}")
+        return StageError(f"{where}: {action} failed: {type(exc).__name__}: {exc}")
+
+    def uri(self, key: str) -> str:
+        """``s3://bucket/key``."""
+        return f"s3://{self.bucket}/{key}"
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """One PUT: S3 replaces whole objects atomically."""
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        except Exception as exc:
+            raise self._fail(f"write {key}", exc) from exc
+
+    def put_file(self, key: str, path: str) -> None:
+        """Upload with the configured multipart settings."""
+        try:
+            self._client.upload_file(path, self.bucket, key, Config=self._transfer)
+        except Exception as exc:
+            raise self._fail(f"upload {key}", exc) from exc
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Conditional PUT (``If-None-Match: *``): exactly one creator wins.
+
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+        """
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+            return True
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise self._fail(f"create {key}", exc) from exc
+        except Exception as exc:
+            raise self._fail(f"create {key}", exc) from exc
+
+    def get_bytes(self, key: str) -> bytes | None:
+        """GET the object, None on 404."""
+        from botocore.exceptions import ClientError
+
+        try:
+            body: bytes = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            return body
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise self._fail(f"read {key}", exc) from exc
+        except Exception as exc:
+            raise self._fail(f"read {key}", exc) from exc
+
+    def size(self, key: str) -> int | None:
+        """HEAD the object, None on 404."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return int(self._client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise self._fail(f"inspect {key}", exc) from exc
+        except Exception as exc:
+            raise self._fail(f"inspect {key}", exc) from exc
+
+    def list(self, prefix: str) -> Iterator[StagedObject]:
+        """All pages of ListObjectsV2 under ``prefix``."""
+        try:
+            paginator = self._client.get_paginator("list_objects_v2")
+            pages = paginator.paginate(
+                Bucket=self.bucket,
+                Prefix=prefix,
+                PaginationConfig={"PageSize": MAX_KEYS_PER_REQUEST},
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield StagedObject(item["Key"], int(item["Size"]), item["LastModified"])
+        except Exception as exc:
+            raise self._fail(f"list {prefix}", exc) from exc
+
+    def delete(self, keys: Iterable[str]) -> int:
+        """DeleteObjects in batches of at most 1000 keys; any per-key error fails."""
+        batch: list[str] = []
+        deleted = 0
+
+        def flush() -> int:
+            try:
+                reply = self._client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
+                )
+            except Exception as exc:
+                raise self._fail(f"delete {len(batch)} objects", exc) from exc
+            errors = reply.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise StageError(
+                    f"S3 bucket {self.bucket}: could not delete {len(errors)} objects "
+                    f"(first: {first.get('Key')}: {first.get('Code')})"
+                )
+            return len(batch)
+
+        for key in keys:
+            batch.append(key)
+            if len(batch) == MAX_KEYS_PER_REQUEST:
+                deleted += flush()
+                batch = []
+        if batch:
+            deleted += flush()
+        return deleted
+
+    def check(self) -> str:
+        """HEAD the bucket, then write and delete a probe object."""
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:
+            raise self._fail("reach the bucket", exc) from exc
+        key = "watermarks/v2/.status-probe"
+        self.put_bytes(key, b"ok")
+        self.delete([key])
+        return f"bucket {self.bucket} reachable, watermarks/v2/ writable"

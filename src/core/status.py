@@ -1,0 +1,112 @@
+"""Health checks of every connection a pipeline uses (the ``status`` command).
+
+Each check is a real round trip: the SSH tunnel carries a MySQL or target
+session, MySQL answers ``SELECT 1`` and its version, the stage takes a probe
+write, the target answers ``SELECT 1`` and has its schema. A failing check
+never stops the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from functools import partial
+
+from src.config.settings import AppConfig
+from src.core.connection_registry import connection_names_in_use
+from src.core.connections import ConnectionManager, Endpoint
+from src.errors import BackupError
+
+
+class CheckFailed(BackupError):
+    """A server answered, but not as it should (wrong result, missing schema)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of the status table."""
+
+    component: str  # ssh | mysql | stage | target
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {**asdict(self), "status": "OK" if self.ok else "ERROR"}
+
+
+def _run(component: str, name: str, check: Callable[[], str]) -> CheckResult:
+    try:
+        return CheckResult(component, name, True, check())
+    except BackupError as exc:
+        return CheckResult(component, name, False, str(exc))
+    except Exception as exc:  # a status report must survive any failure
+        return CheckResult(component, name, False, f"{type(exc).__name__}: {exc}")
+
+
+def check_connections(app: AppConfig, pipeline: str | None = None) -> list[CheckResult]:
+    """Check every source, stage and target that ``pipeline`` (or any pipeline) uses."""
+    manager = ConnectionManager(app)
+    sources, targets, stages = connection_names_in_use(app, pipeline)
+    results: list[CheckResult] = []
+    for name in sources:
+        results.extend(_check_source(manager, name))
+    for name in stages:
+        results.append(_run("stage", name, partial(_stage_probe, manager, name)))
+    for name in targets:
+        results.extend(_check_target(manager, name))
+    return results
+
+
+def _check_source(manager: ConnectionManager, name: str) -> list[CheckResult]:
+    cfg = manager.source_config(name)
+    if not cfg.ssh_tunnel.enabled:
+        return [_run("mysql", name, lambda: _mysql_probe(manager, name, None))]
+    with ExitStack() as stack:
+        try:
+            endpoint = stack.enter_context(manager.source_endpoint(name))
+        except BackupError as exc:
+            return [
+                CheckResult("ssh", name, False, str(exc)),
+                CheckResult("mysql", name, False, "skipped: the SSH tunnel is down"),
+            ]
+        tunnel = f"tunnel via {cfg.ssh_tunnel.host}:{cfg.ssh_tunnel.port} up"
+        return [
+            CheckResult("ssh", name, True, tunnel),
+            _run("mysql", name, lambda: _mysql_probe(manager, name, endpoint)),
+        ]
+
+
+def _mysql_probe(manager: ConnectionManager, name: str, endpoint: Endpoint | None) -> str:
+    with manager.mysql(name, endpoint) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1, VERSION()")
+        one, version = cur.fetchone()
+        if one != 1:
+            raise CheckFailed("SELECT 1 did not return 1")
+        return f"SELECT 1 ok, version {version}"
+
+
+def _stage_probe(manager: ConnectionManager, name: str) -> str:
+    return manager.stage(name).check()
+
+
+def _check_target(manager: ConnectionManager, name: str) -> list[CheckResult]:
+    cfg = manager.target_config(name)
+
+    def probe() -> str:
+        with manager.target(name) as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s",
+                (cfg.schema_,),
+            )
+            (count,) = cur.fetchone()
+            if not count:
+                raise CheckFailed(f"schema {cfg.schema_} does not exist")
+            return f"SELECT 1 ok, schema {cfg.schema_} exists"
+
+    return [_run("target", name, probe)]

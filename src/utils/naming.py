@@ -1,0 +1,344 @@
+"""Names: the one module that normalises and quotes identifiers and builds S3 keys.
+
+Nothing else in the code base lowercases, quotes or slugs a table or column
+name; it calls this module, so the rules below hold everywhere (SPEC §7, §8).
+
+* Target identifiers (columns, tables) keep every character, are always
+  double-quoted downstream, and are only changed where a warehouse forces it:
+  ASCII letters are lowercased, a leading digit or a system column name gets a
+  prefix, and more than 127 UTF-8 bytes is an error.
+* Quoting doubles the quote character; NUL bytes are refused.
+* S3 key parts are slugs of ``[a-z0-9_]`` only, so no name can produce ``..``,
+  ``/`` or a leading slash. A slug in which a character had to be replaced gets
+  an 8-hex-digit hash of the original names, so names that differ only in such
+  characters (``a.b``/``a-b``/``a b``) never share a watermark or a prefix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import secrets
+import string
+import unicodedata
+from collections.abc import Sequence
+
+from src.errors import ConfigError, DataError
+
+# Column names a user table cannot have, even double-quoted. The first seven are
+# listed by Redshift (https://docs.aws.amazon.com/redshift/latest/dg/r_names.html,
+# "System column names") and PostgreSQL
+# (https://www.postgresql.org/docs/current/ddl-system-columns.html). insertxid and
+# deletexid are Redshift's own hidden MVCC columns, present in pg_attribute of
+# every Redshift table (https://www.redshiftresearchproject.org/slblog/2022-08.html).
+REDSHIFT_SYSTEM_COLUMNS: frozenset[str] = frozenset(
+    {"oid", "tableoid", "xmin", "cmin", "xmax", "cmax", "ctid", "insertxid", "deletexid"}
+)
+
+# Redshift: identifiers are 1 to 127 bytes of UTF-8, quotes excluded
+# (https://docs.aws.amazon.com/redshift/latest/dg/r_names.html).
+MAX_IDENTIFIER_BYTES = 127
+# PostgreSQL silently truncates longer identifiers (NAMEDATALEN - 1); the
+# postgres loader checks against this one
+# (https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS).
+POSTGRES_MAX_IDENTIFIER_BYTES = 63
+
+COLUMN_PREFIX = "col_"
+TABLE_PREFIX = "t_"
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+_NOT_KEY_CHAR = re.compile(r"[^a-z0-9_]")
+_HASH_HEX_DIGITS = 8
+_WATERMARK_DIR = "watermarks/v2"
+
+
+def _ascii_lower(text: str) -> str:
+    # Only ASCII letters are folded: that is what Redshift does
+    # (https://docs.aws.amazon.com/redshift/latest/dg/r_names.html) and what PostgreSQL
+    # does to unquoted names in a UTF-8 database (downcase_identifier in scansup.c).
+    # str.lower() would also change byte lengths ("İ" -> "i̇") and map the Kelvin
+    # sign to an ASCII "k".
+    return text.translate(_ASCII_LOWER)
+
+
+def _unrepresentable(text: str) -> str | None:
+    """Describe the first character no target identifier can hold, or return None."""
+    for char in text:
+        category = unicodedata.category(char)
+        # Redshift identifiers are "UTF-8 printable characters" only (r_names.html);
+        # a NUL cannot be sent to PostgreSQL at all; a lone surrogate is not UTF-8.
+        if category == "Cc":
+            return f"the control character {char!r}"
+        if category == "Cs":
+            return f"the unpaired surrogate {char!r} (not valid UTF-8)"
+    return None
+
+
+def _normalize(
+    name: str,
+    *,
+    label: str,
+    where: str,
+    prefix: str,
+    reserved: frozenset[str],
+    error: type[Exception],
+    hint: str,
+) -> str:
+    """Shared rules of normalize_column_name and normalize_table_name."""
+    if not name:
+        raise error(f"a {label}{where} has an empty name; {hint}")
+    bad = _unrepresentable(name)
+    if bad is not None:
+        raise error(f"{label} {name!r}{where} contains {bad}, which Redshift cannot hold; {hint}")
+    result = _ascii_lower(name)
+    # A leading digit is legal when quoted, but the old tool and operators' SQL
+    # expect names that can also be written unquoted (SPEC §7: "col_190_time").
+    if result[0] in string.digits or result in reserved:
+        result = prefix + result
+    size = len(result.encode("utf-8"))
+    if size > MAX_IDENTIFIER_BYTES:
+        raise error(
+            f"{label} {name!r}{where} becomes {size} bytes as a target name, over Redshift's "
+            f"{MAX_IDENTIFIER_BYTES}-byte limit; {hint}"
+        )
+    return result
+
+
+def _column(name: str, table: str | None) -> str:
+    return _normalize(
+        name,
+        label="column",
+        where=f" of table {table}" if table else "",
+        prefix=COLUMN_PREFIX,
+        reserved=REDSHIFT_SYSTEM_COLUMNS,
+        error=DataError,
+        hint="rename the column in MySQL",
+    )
+
+
+def split_table_name(qualified: str) -> tuple[str, str]:
+    """Split ``schema.table`` on its first dot; ConfigError when a part is missing."""
+    schema, dot, table = qualified.partition(".")
+    if not dot or not schema or not table:
+        raise ConfigError(
+            f"table name {qualified!r} is not of the form schema.table; "
+            "write it as the MySQL schema and table, e.g. unidw.orders"
+        )
+    bad = _unrepresentable(qualified)
+    if bad is not None:
+        raise ConfigError(f"table name {qualified!r} contains {bad}; fix the table name")
+    return schema, table
+
+
+def normalize_column_name(name: str) -> str:
+    """Return the target column name of MySQL column ``name`` (SPEC §7).
+
+    ASCII letters are lowercased; a leading digit or a system column name gets
+    ``col_``; every other character is kept. DataError when the name is empty,
+    holds a control character, or ends up longer than 127 UTF-8 bytes.
+    """
+    return _column(name, None)
+
+
+def normalize_column_names(names: Sequence[str], table: str) -> list[str]:
+    """Normalise every column of ``table``; DataError when two fold to one name."""
+    sources: dict[str, str] = {}
+    result: list[str] = []
+    for name in names:
+        target = _column(name, table)
+        if target in sources:
+            raise DataError(
+                f"columns {sources[target]!r} and {name!r} of table {table} both become "
+                f"{target!r} in the target; rename one of them in MySQL"
+            )
+        sources[target] = name
+        result.append(target)
+    return result
+
+
+def normalize_table_name(name: str) -> str:
+    """Return the target table name for MySQL table ``name``.
+
+    Same rules as columns, except that a leading digit gets ``t_`` and system
+    column names do not apply. ConfigError (the name comes from the pipeline
+    file) when it is empty, holds a control character or exceeds 127 bytes.
+    """
+    return _normalize(
+        name,
+        label="table",
+        where="",
+        prefix=TABLE_PREFIX,
+        reserved=frozenset(),
+        error=ConfigError,
+        hint="set target_name for this table in the pipeline file",
+    )
+
+
+def _check_identifier(identifier: str) -> None:
+    if not identifier:
+        raise DataError("cannot quote an empty identifier; every table and column needs a name")
+    if "\x00" in identifier:
+        raise DataError(
+            f"identifier {identifier!r} contains a NUL byte, which neither MySQL nor "
+            "PostgreSQL accepts; rename it"
+        )
+
+
+def quote_mysql(identifier: str) -> str:
+    """Quote a MySQL/MariaDB identifier with backticks, doubling embedded backticks.
+
+    Backticks work whatever the sql_mode (ANSI_QUOTES only changes double quotes):
+    https://mariadb.com/kb/en/identifier-names/
+    """
+    _check_identifier(identifier)
+    return "`" + identifier.replace("`", "``") + "`"
+
+
+def quote_mysql_table(schema: str, table: str) -> str:
+    """Return ```schema`.`table``` for MySQL/MariaDB."""
+    return f"{quote_mysql(schema)}.{quote_mysql(table)}"
+
+
+def quote_pg(identifier: str) -> str:
+    """Quote a Redshift/PostgreSQL identifier with double quotes, doubling embedded ones.
+
+    https://docs.aws.amazon.com/redshift/latest/dg/r_names.html ("Delimited identifiers").
+    """
+    _check_identifier(identifier)
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def quote_pg_table(schema: str, table: str) -> str:
+    """Return ``"schema"."table"`` for Redshift/PostgreSQL."""
+    return f"{quote_pg(schema)}.{quote_pg(table)}"
+
+
+def quote_literal(value: str) -> str:
+    """Return ``value`` as a SQL string literal, for the rare statements that cannot bind it.
+
+    Single quotes are doubled. A backslash is refused: Redshift reads it as an
+    escape in a plain literal (its QUOTE_LITERAL doubles it,
+    https://docs.aws.amazon.com/redshift/latest/dg/r_QUOTE_LITERAL.html) while
+    PostgreSQL, with standard_conforming_strings on, keeps it as is, so no one
+    spelling is right for both. The value is never echoed: it may be a secret.
+    """
+    for char, label in (("\x00", "a NUL byte"), ("\\", "a backslash")):
+        if char in value:
+            raise DataError(
+                f"a SQL string literal cannot contain {label} (value not shown); "
+                "remove it from the configured path, role or credential"
+            )
+    return "'" + value.replace("'", "''") + "'"
+
+
+def key_part(*parts: str) -> str:
+    """Join ``parts`` with ``_`` into an S3-key-safe slug matching ``^[a-z0-9_]+$``.
+
+    ASCII letters are lowercased and every other character outside ``[a-z0-9_]``
+    becomes ``_``. When any character was replaced, ``_`` plus 8 hex digits of
+    the SHA-1 of the original parts (as a JSON list) is appended, so two names
+    that differ only in replaced characters get different slugs. Names that
+    differ only in ASCII case, or in where ``_`` splits them, still share one.
+    ConfigError when there is no part or a part is empty.
+    """
+    if not parts or not all(parts):
+        raise ConfigError(
+            f"cannot build an S3 key from the empty name in {list(parts)!r}; "
+            "check the connection, table and target names in the configuration"
+        )
+    lowered = _ascii_lower("_".join(parts))
+    slug = _NOT_KEY_CHAR.sub("_", lowered)
+    if slug != lowered:
+        original = json.dumps(list(parts)).encode("ascii")
+        digest = hashlib.sha1(original, usedforsecurity=False).hexdigest()
+        slug = f"{slug}_{digest[:_HASH_HEX_DIGITS]}"
+    return slug
+
+
+def table_slug(scope: str, schema: str, table: str) -> str:
+    """Return ``<scope>_<schema>_<table>`` as one key part (SPEC §8)."""
+    return key_part(scope, schema, table)
+
+
+def watermark_key(scope: str, schema: str, table: str, target: str) -> str:
+    """Return the key of a table's watermark: ``watermarks/v2/<slug>_<target>.json``."""
+    return f"{_WATERMARK_DIR}/{table_slug(scope, schema, table)}_{key_part(target)}.json"
+
+
+def lock_key(scope: str, schema: str, table: str, target: str) -> str:
+    """Return the key of a table's lock: ``watermarks/v2/locks/<slug>_<target>.lock``."""
+    return f"{_WATERMARK_DIR}/locks/{table_slug(scope, schema, table)}_{key_part(target)}.lock"
+
+
+def _path_segments(value: str, setting: str) -> list[str]:
+    """Split a configured key prefix into its segments; ConfigError on ``..`` or ``\\``."""
+    bad = _unrepresentable(value)
+    if bad is not None or "\\" in value:
+        found = bad or "a backslash"
+        raise ConfigError(f"{setting} {value!r} contains {found}; use a plain prefix like 'a/b/'")
+    segments = [segment for segment in value.split("/") if segment not in ("", ".")]
+    if ".." in segments:
+        raise ConfigError(
+            f"{setting} {value!r} contains a '..' segment; use a plain prefix like 'a/b/'"
+        )
+    return segments
+
+
+def table_data_prefix(
+    incremental_path: str, isolation_prefix: str, scope: str, schema: str, table: str
+) -> str:
+    """Return ``<incremental_path>/<isolation_prefix>/<slug>/``, the table's data prefix.
+
+    Empty, ``.`` and repeated-slash segments of the two settings are dropped; the
+    result has no leading ``/`` and always ends with ``/``, so the prefix of
+    ``orders`` never matches the files of ``orders_archive`` (SPEC §8).
+    """
+    segments = _path_segments(incremental_path, "incremental_path")
+    segments += _path_segments(isolation_prefix, "isolation_prefix")
+    segments.append(table_slug(scope, schema, table))
+    return "/".join(segments) + "/"
+
+
+def partition_path(day: dt.date) -> str:
+    """Return ``year=YYYY/month=MM/day=DD/`` for ``partition_strategy: datetime``."""
+    return f"year={day.year:04d}/month={day.month:02d}/day={day.day:02d}/"
+
+
+def _utc_stamp(moment: dt.datetime) -> str:
+    """Format ``moment`` in UTC as ``YYYYMMDD_HHMMSS``; a naive value is taken as UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    # Not strftime: %Y does not zero-pad years before 1000 on glibc.
+    return (
+        f"{moment.year:04d}{moment.month:02d}{moment.day:02d}_"
+        f"{moment.hour:02d}{moment.minute:02d}{moment.second:02d}"
+    )
+
+
+def data_file_name(
+    scope: str,
+    schema: str,
+    table: str,
+    started_at: dt.datetime,
+    execution_id: str,
+    chunk: int,
+    file: int,
+) -> str:
+    """Return ``<slug>_<YYYYMMDD_HHMMSS>_<exec suffix>_<chunk:05d>_<file:03d>.parquet``.
+
+    ``started_at`` is written in UTC (naive = UTC); the execution-id suffix is the
+    last ``_``-separated part of ``execution_id``, as a key part.
+    """
+    if chunk < 0 or file < 0:
+        raise ValueError(f"chunk and file numbers must be >= 0, got {chunk} and {file}")
+    suffix = key_part(execution_id.rsplit("_", 1)[-1])
+    slug = table_slug(scope, schema, table)
+    return f"{slug}_{_utc_stamp(started_at)}_{suffix}_{chunk:05d}_{file:03d}.parquet"
+
+
+def new_execution_id(now: dt.datetime | None = None) -> str:
+    """Return a new ``sync_YYYYMMDD_HHMMSS_<8 random hex>`` id; ``now`` defaults to UTC now."""
+    moment = now if now is not None else dt.datetime.now(dt.UTC)
+    return f"sync_{_utc_stamp(moment)}_{secrets.token_hex(4)}"
