@@ -22,6 +22,7 @@ import argparse
 import io
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -48,8 +49,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 30.0
 
 _MALFORMED_XML_MESSAGE = (
-    "The XML you provided was not well-formed or did not validate against our "
-    "published schema"
+    "The XML you provided was not well-formed or did not validate against our published schema"
 )
 
 StartResponse = Callable[..., Any]
@@ -219,6 +219,47 @@ class S3Server:
             return ""
 
 
+@dataclass
+class S3Bucket:
+    """A bucket created for one test on an :class:`S3Server`."""
+
+    server: S3Server
+    name: str
+    client: Any = field(repr=False)
+    """A boto3 S3 client for ``server`` (path-style addressing)."""
+
+    def keys(self, prefix: str = "") -> list[str]:
+        """All keys under ``prefix`` (paginated, so it sees past 1,000)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        return [
+            obj["Key"]
+            for page in paginator.paginate(Bucket=self.name, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
+
+
+@contextmanager
+def s3_bucket(server: S3Server, prefix: str = "test") -> Iterator[S3Bucket]:
+    """Create a uniquely named bucket on ``server``; empty and delete it on exit (best effort)."""
+    client = server.client()
+    name = f"{prefix}-{uuid.uuid4().hex[:16]}"
+    client.create_bucket(Bucket=name)
+    bucket = S3Bucket(server, name, client)
+    try:
+        yield bucket
+    finally:
+        try:
+            keys = bucket.keys()
+            for start in range(0, len(keys), AWS_MAX_DELETE_OBJECTS):
+                batch = keys[start : start + AWS_MAX_DELETE_OBJECTS]
+                client.delete_objects(
+                    Bucket=name, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+                )
+            client.delete_bucket(Bucket=name)
+        except Exception:  # a dead server or leftover versions must not fail the test
+            pass
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on ``host`` right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -305,6 +346,7 @@ def s3_server(timeout: float = STARTUP_TIMEOUT_S) -> Iterator[S3Server]:
         yield server
     finally:
         _stop(server.process)
+        shutil.rmtree(server.log_path.parent, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:
