@@ -77,21 +77,14 @@ def _unrepresentable(text: str) -> str | None:
 
 
 def _normalize(
-    name: str,
-    *,
-    label: str,
-    where: str,
-    prefix: str,
-    reserved: frozenset[str],
-    error: type[Exception],
-    hint: str,
+    name: str, label: str, prefix: str, reserved: frozenset[str], error: type[Exception], hint: str
 ) -> str:
-    """Shared rules of normalize_column_name and normalize_table_name."""
+    """Shared rules of column and table names; ``label`` names the object in errors."""
     if not name:
-        raise error(f"a {label}{where} has an empty name; {hint}")
+        raise error(f"{label} is empty; {hint}")
     bad = _unrepresentable(name)
     if bad is not None:
-        raise error(f"{label} {name!r}{where} contains {bad}, which Redshift cannot hold; {hint}")
+        raise error(f"{label} contains {bad}, which Redshift cannot hold; {hint}")
     result = _ascii_lower(name)
     # A leading digit is legal when quoted, but the old tool and operators' SQL
     # expect names that can also be written unquoted (SPEC §7: "col_190_time").
@@ -100,22 +93,16 @@ def _normalize(
     size = len(result.encode("utf-8"))
     if size > MAX_IDENTIFIER_BYTES:
         raise error(
-            f"{label} {name!r}{where} becomes {size} bytes as a target name, over Redshift's "
+            f"{label} becomes {size} bytes as a target name, over Redshift's "
             f"{MAX_IDENTIFIER_BYTES}-byte limit; {hint}"
         )
     return result
 
 
 def _column(name: str, table: str | None) -> str:
-    return _normalize(
-        name,
-        label="column",
-        where=f" of table {table}" if table else "",
-        prefix=COLUMN_PREFIX,
-        reserved=REDSHIFT_SYSTEM_COLUMNS,
-        error=DataError,
-        hint="rename the column in MySQL",
-    )
+    label = f"column {name!r}" + (f" of table {table}" if table else "")
+    hint = "rename the column in MySQL"
+    return _normalize(name, label, COLUMN_PREFIX, REDSHIFT_SYSTEM_COLUMNS, DataError, hint)
 
 
 def split_table_name(qualified: str) -> tuple[str, str]:
@@ -165,15 +152,8 @@ def normalize_table_name(name: str) -> str:
     column names do not apply. ConfigError (the name comes from the pipeline
     file) when it is empty, holds a control character or exceeds 127 bytes.
     """
-    return _normalize(
-        name,
-        label="table",
-        where="",
-        prefix=TABLE_PREFIX,
-        reserved=frozenset(),
-        error=ConfigError,
-        hint="set target_name for this table in the pipeline file",
-    )
+    hint = "set target_name for this table in the pipeline file"
+    return _normalize(name, f"table {name!r}", TABLE_PREFIX, frozenset(), ConfigError, hint)
 
 
 def _check_identifier(identifier: str) -> None:
@@ -197,7 +177,7 @@ def quote_mysql(identifier: str) -> str:
 
 
 def quote_mysql_table(schema: str, table: str) -> str:
-    """Return ```schema`.`table``` for MySQL/MariaDB."""
+    """Return the MySQL/MariaDB table reference `schema`.`table`."""
     return f"{quote_mysql(schema)}.{quote_mysql(table)}"
 
 
@@ -233,13 +213,18 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+# SPEC §8: the old tool's keys turn these into "_" with no hash; keep them stable.
+_SPEC_SEPARATORS = str.maketrans({".": "_", ":": "_", "-": "_"})
+
+
 def key_part(*parts: str) -> str:
     """Join ``parts`` with ``_`` into an S3-key-safe slug matching ``^[a-z0-9_]+$``.
 
-    ASCII letters are lowercased and every other character outside ``[a-z0-9_]``
-    becomes ``_``. When any character was replaced, ``_`` plus 8 hex digits of
-    the SHA-1 of the original parts (as a JSON list) is appended, so two names
-    that differ only in replaced characters get different slugs. Names that
+    ASCII letters are lowercased and ``.``, ``:`` and ``-`` become ``_`` exactly
+    as SPEC §8 (and the old tool) spell keys. Every other character outside
+    ``[a-z0-9_]`` also becomes ``_``, and then ``_`` plus 8 hex digits of the
+    SHA-1 of the original parts (as a JSON list) is appended, so two names that
+    differ only in such characters get different slugs. Names that
     differ only in ASCII case, or in where ``_`` splits them, still share one.
     ConfigError when there is no part or a part is empty.
     """
@@ -248,7 +233,7 @@ def key_part(*parts: str) -> str:
             f"cannot build an S3 key from the empty name in {list(parts)!r}; "
             "check the connection, table and target names in the configuration"
         )
-    lowered = _ascii_lower("_".join(parts))
+    lowered = _ascii_lower("_".join(parts)).translate(_SPEC_SEPARATORS)
     slug = _NOT_KEY_CHAR.sub("_", lowered)
     if slug != lowered:
         original = json.dumps(list(parts)).encode("ascii")

@@ -69,7 +69,9 @@ def test_pg_table_and_column(pg: PgSchema, name: str) -> None:
     assert columns == [("id",), (column_name,)]
 
 
-@pytest.mark.parametrize("name", sorted(REDSHIFT_SYSTEM_COLUMNS - {"oid", "insertxid", "deletexid"}))
+@pytest.mark.parametrize(
+    "name", sorted(REDSHIFT_SYSTEM_COLUMNS - {"oid", "insertxid", "deletexid"})
+)
 def test_pg_refuses_system_column_names_that_normalisation_avoids(pg: PgSchema, name: str) -> None:
     # PostgreSQL 12+ dropped the oid system column and insertxid/deletexid are
     # Redshift-only; every other name is refused even when quoted.

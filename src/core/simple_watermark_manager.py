@@ -1,0 +1,132 @@
+"""One JSON watermark per (source table, target), kept in the stage (SPEC §8).
+
+The document records both stages' progress: where the next backup starts,
+which staged files await loading and which are loaded. Writes replace the
+whole document atomically (S3 PUT; local stage: temp file, fsync, rename).
+A document that cannot be parsed is never treated as empty: the run stops
+with a :class:`DataError` that says how to repair it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from src.core.stage import Stage
+from src.errors import DataError
+
+CURRENT_VERSION = "2.1"
+
+
+def utc_now_iso() -> str:
+    """Now, UTC, ISO 8601 with offset (the format of every ``last_updated``)."""
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+class _State(BaseModel):
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+
+class MySQLState(_State):
+    """Progress of the backup stage."""
+
+    last_timestamp: str | None = None
+    last_id: int | None = None
+    status: str = "pending"
+    error: str | None = None
+    total_rows: int = 0
+    last_session_rows: int = 0
+    s3_files_created: int = 0
+    last_session_files: int = 0
+    last_updated: str | None = None
+    execution_id: str | None = None
+
+
+class RedshiftState(_State):
+    """Progress of the load stage."""
+
+    status: str = "pending"
+    error: str | None = None
+    total_rows: int = 0
+    last_session_rows: int = 0
+    last_updated: str | None = None
+    last_loaded_files: list[str] = Field(default_factory=list)
+
+
+class WatermarkMetadata(_State):
+    """Bookkeeping: creation time and manual overrides by operators."""
+
+    created_at: str = Field(default_factory=utc_now_iso)
+    manual_override: bool = False
+    manual_set_time: str | None = None
+
+
+class Watermark(_State):
+    """The whole document (version 2.1)."""
+
+    version: str = CURRENT_VERSION
+    table_name: str
+    target: str
+    cdc_strategy: str
+    mysql_state: MySQLState = Field(default_factory=MySQLState)
+    redshift_state: RedshiftState = Field(default_factory=RedshiftState)
+    backup_s3_files: list[str] = Field(default_factory=list)
+    processed_s3_files: list[str] = Field(default_factory=list)
+    metadata: WatermarkMetadata = Field(default_factory=WatermarkMetadata)
+
+    def refresh_counts(self) -> None:
+        """Keep ``s3_files_created`` equal to staged + loaded files (SPEC §8)."""
+        self.mysql_state.s3_files_created = len(self.backup_s3_files) + len(self.processed_s3_files)
+
+
+def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """Bring an old tool's v2.0 document to the 2.1 shape."""
+    raw = dict(raw)
+    if "processed_files" in raw and "processed_s3_files" not in raw:
+        raw["processed_s3_files"] = raw.pop("processed_files")
+    raw["version"] = CURRENT_VERSION
+    return raw
+
+
+class SimpleWatermarkManager:
+    """Reads and writes one table's watermark document in the stage."""
+
+    def __init__(
+        self, stage: Stage, key: str, *, table_name: str, target: str, cdc_strategy: str
+    ) -> None:
+        self.stage = stage
+        self.key = key
+        self._identity = {"table_name": table_name, "target": target, "cdc_strategy": cdc_strategy}
+
+    def exists(self) -> bool:
+        """True when a document is stored."""
+        return self.stage.size(self.key) is not None
+
+    def read(self) -> Watermark:
+        """The stored document, a fresh one when none exists, never a guess."""
+        data = self.stage.get_bytes(self.key)
+        if data is None:
+            return Watermark(**self._identity)
+        where = self.stage.uri(self.key)
+        try:
+            raw = json.loads(data.decode("utf-8"))
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+            return Watermark.model_validate(_migrate(raw))
+        except (ValueError, UnicodeDecodeError, ValidationError) as exc:
+            first = str(exc).splitlines()[0]
+            raise DataError(
+                f"watermark {where} cannot be parsed ({first}); nothing was changed. "
+                f"Repair it with 'watermark reset -t {self._identity['table_name'].split(':')[-1]}'"
+                " (the load ledger keeps loaded files from being loaded twice) "
+                "or restore the document"
+            ) from None
+
+    def write(self, watermark: Watermark) -> None:
+        """Replace the stored document atomically."""
+        watermark.refresh_counts()
+        body = json.dumps(watermark.model_dump(mode="json"), indent=2, ensure_ascii=False)
+        self.stage.put_bytes(self.key, body.encode("utf-8"))
