@@ -11,6 +11,7 @@ so or goes away (the pipe closes).
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import multiprocessing.connection
 from dataclasses import dataclass
@@ -58,14 +59,29 @@ def _load_host_key(known_hosts: str, host: str, port: int) -> Any:
     return next(iter(entry.values()))
 
 
+class _ListHandler(logging.Handler):
+    def __init__(self, sink: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.sink.append(record.getMessage())
+
+
 def _run_forward(args: _TunnelArgs, conn: multiprocessing.connection.Connection) -> None:
     """Child process body: start the forward, report, wait for stop."""
-    import logging
-
     import paramiko
     import sshtunnel
 
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    sshtunnel.SSH_TIMEOUT = args.timeout_s  # connect timeout of the gateway session
+    # sshtunnel swallows paramiko's AuthenticationException and only logs it at
+    # DEBUG; keep its messages to tell "wrong key" from "unreachable".
+    seen: list[str] = []
+    tunnel_log = logging.getLogger("s3backup.sshtunnel")
+    tunnel_log.propagate = False
+    tunnel_log.setLevel(logging.DEBUG)
+    tunnel_log.addHandler(_ListHandler(seen))
     try:
         host_key = (
             _load_host_key(args.known_hosts, args.ssh_host, args.ssh_port)
@@ -83,8 +99,8 @@ def _run_forward(args: _TunnelArgs, conn: multiprocessing.connection.Connection)
             remote_bind_address=(args.remote_host, args.remote_port),
             local_bind_address=("127.0.0.1", args.local_port),
             set_keepalive=15.0,
-            gateway_timeout=args.timeout_s,
-            logger=logging.getLogger("sshtunnel.quiet"),
+            ssh_config_file=None,
+            logger=tunnel_log,
         )
         forwarder.start()
     except paramiko.AuthenticationException:
@@ -94,7 +110,10 @@ def _run_forward(args: _TunnelArgs, conn: multiprocessing.connection.Connection)
         conn.send(("error", "host key does not match known_hosts"))
         return
     except Exception as exc:  # anything else is reported to the parent as text
-        conn.send(("error", _describe(exc)))
+        if "Authentication error" in seen:
+            conn.send(("error", "authentication failed (check username and private_key_path)"))
+        else:
+            conn.send(("error", _describe(exc)))
         return
     try:
         conn.send(("ok", forwarder.local_bind_port))

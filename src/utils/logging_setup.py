@@ -126,8 +126,8 @@ def configure_logging(
         handler.addFilter(_ScrubFilter())
         handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
         root.addHandler(handler)
-    # Third-party libraries are chatty at INFO (paramiko, botocore): warnings only.
-    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    # Third-party libraries are chatty (botocore logs every header at DEBUG): warnings only.
+    root.setLevel(logging.WARNING)
 
 
 def get_logger(name: str | None = None) -> Any:
