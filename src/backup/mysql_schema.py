@@ -1,0 +1,507 @@
+"""MySQL → Arrow type layer of the backup stage (SPEC §7).
+
+The Arrow schema of a table is derived from ``information_schema`` alone, never
+from the data, so every file of a table has the same schema. Each column gets:
+
+* a *kind* saying how :mod:`src.backup.arrow_convert` turns the raw value into
+  the final Arrow type;
+* a *select* mode saying how it is projected. Types a driver gets wrong are
+  selected as text (DECIMAL, DATE/DATETIME/TIMESTAMP, TIME, MariaDB UUID/INET),
+  as an integer (BIT, ``col + 0``), as WKT (GEOMETRY) or as DOUBLE (FLOAT), so
+  that connectorx and PyMySQL receive the same values and produce identical batches;
+* the byte lengths the load stage needs for Redshift/PostgreSQL DDL.
+
+Choices where SPEC §7 is silent:
+
+* DATETIME *and* TIMESTAMP are tz-naive ``timestamp("us")``. TIMESTAMP values
+  are read with the session in UTC (``time_zone = '+00:00'``), so they are UTC
+  wall-clock values; both map to Redshift ``TIMESTAMP`` (no time zone), and one
+  Parquet logical type (isAdjustedToUTC=false, MICROS) keeps the loader and its
+  checks simple. ``ColumnSpec.utc`` records which columns hold UTC.
+* DATE/DATETIME/TIMESTAMP fields are nullable in Arrow even when NOT NULL in
+  MySQL while ``zero_dates`` is ``null``: a legacy ``NOT NULL DEFAULT
+  '0000-00-00'`` column must still be writable.
+* Dates with a zero month or day (``2020-00-15``, MySQL's "zero-in-date") are
+  treated as zero dates.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar, Literal, get_args
+
+import pyarrow as pa
+import pymysql
+
+from src.errors import ConfigError, DataError
+from src.utils.naming import normalize_column_names, quote_mysql, quote_mysql_table
+
+ColumnKind = Literal[
+    "integer",  # int16/int32/int64; also YEAR
+    "unsigned_bigint",  # BIGINT UNSIGNED -> decimal128(20, 0)
+    "decimal",  # DECIMAL(p<=38, s) read as text
+    "decimal_text",  # DECIMAL(p>38) kept as text (policy decimal_overflow: varchar)
+    "float",  # FLOAT read as DOUBLE -> float32
+    "double",
+    "bit_bool",  # BIT(1)
+    "bit_int",  # BIT(n>1)
+    "string",  # CHAR/VARCHAR/TEXT/JSON/ENUM/SET/GEOMETRY(WKT)/UUID/INET
+    "date",
+    "datetime",
+    "timestamp",
+    "time",  # TIME kept as MySQL's own text [-]HHH:MM:SS[.ffffff]
+    "binary",
+]
+SelectAs = Literal["column", "text", "int", "wkt", "double"]
+TEMPORAL_KINDS: frozenset[str] = frozenset({"date", "datetime", "timestamp"})
+
+# Redshift caps (https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html,
+# https://docs.aws.amazon.com/redshift/latest/dg/r_VARBYTE_type.html); lengths in bytes.
+REDSHIFT_MAX_VARCHAR_BYTES = 65535
+REDSHIFT_MAX_VARBYTE_BYTES = 1024000
+# "-838:59:59.999999": https://mariadb.com/kb/en/time/
+TIME_TEXT_BYTES = 17
+MAX_DECIMAL128_PRECISION = 38
+
+_INTEGERS: dict[str, tuple[pa.DataType, pa.DataType]] = {
+    # data_type: (signed, unsigned) per SPEC §7
+    "tinyint": (pa.int16(), pa.int16()),
+    "smallint": (pa.int16(), pa.int32()),
+    "mediumint": (pa.int32(), pa.int32()),
+    "int": (pa.int32(), pa.int64()),
+    "integer": (pa.int32(), pa.int64()),
+    "bigint": (pa.int64(), pa.decimal128(20, 0)),
+}
+_CHAR_TYPES = frozenset({"char", "varchar"})
+_TEXT_TYPES = frozenset({"tinytext", "text", "mediumtext", "longtext", "json", "long varchar"})
+_BINARY_TYPES = frozenset(
+    {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "long varbinary"}
+)
+_GEOMETRY_TYPES = frozenset(
+    {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring"}
+    | {"multipolygon", "geometrycollection", "geomcollection"}
+)
+# MariaDB-only types, read through their text form (https://mariadb.com/kb/en/uuid-data-type/,
+# https://mariadb.com/kb/en/inet6/, https://mariadb.com/kb/en/inet4/).
+_MARIADB_TEXT_TYPES = {"uuid": 36, "inet6": 39, "inet4": 15}
+# Most UTF-8 bytes one character of a column charset can need. Every MySQL charset
+# other than these holds only BMP characters (<= 3 UTF-8 bytes); CHARACTER_SETS.MAXLEN
+# counts bytes in the charset's own encoding, which is not what Redshift counts
+# (latin1 is 1 byte in MySQL but "€" is 3 in UTF-8).
+_UTF8_BYTES = {"ascii": 1, "utf8mb4": 4, "utf16": 4, "utf16le": 4, "utf32": 4, "gb18030": 4}
+_DEFAULT_UTF8_BYTES = 3
+_ENUM_VALUE = re.compile(r"'((?:[^'\\]|''|\\.)*)'")
+
+
+@dataclass(frozen=True)
+class TypePolicy:
+    """What to do with values that cannot be carried losslessly (SPEC §7)."""
+
+    decimal_overflow: Literal["error", "varchar"] = "error"
+    oversize_text: Literal["error", "truncate"] = "error"
+    zero_dates: Literal["null", "error"] = "null"
+    nul_chars: Literal["strip", "error"] = "strip"
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One source column: MySQL facts, its Arrow type, its projection and target lengths."""
+
+    name: str
+    target_name: str
+    data_type: str
+    column_type: str
+    nullable: bool
+    kind: ColumnKind
+    arrow_type: pa.DataType
+    select_as: SelectAs
+    arrow_nullable: bool
+    character_maximum_length: int | None = None
+    character_octet_length: int | None = None
+    numeric_precision: int | None = None
+    numeric_scale: int | None = None
+    datetime_precision: int | None = None
+    character_set: str | None = None
+    charset_max_bytes: int | None = None  # information_schema.CHARACTER_SETS.MAXLEN
+    utf8_bytes_per_char: int | None = None  # as the value arrives (utf8mb4 session)
+    enum_max_bytes: int | None = None  # longest ENUM value / full SET value, UTF-8 bytes
+    is_unsigned: bool = False
+    is_json: bool = False
+    utc: bool = False  # TIMESTAMP: values are UTC wall-clock times
+    max_value_bytes: int | None = None  # most bytes one value can take; None: unbounded
+    redshift_length: int | None = None  # VARCHAR(n) / VARBYTE(n) length in bytes
+
+    @property
+    def arrow_field(self) -> pa.Field:
+        """The field of the final Arrow schema (normalised name)."""
+        return pa.field(self.target_name, self.arrow_type, nullable=self.arrow_nullable)
+
+    def select_expr(self) -> str:
+        """The projection of this column, aliased to its source name."""
+        quoted = quote_mysql(self.name)
+        if self.select_as == "column":
+            return quoted
+        # CAST ... AS CHAR converts to the connection charset (utf8mb4) and, for
+        # TIMESTAMP, to the session time zone: https://mariadb.com/kb/en/cast/
+        expr = {
+            "text": f"CAST({quoted} AS CHAR)",
+            "int": f"({quoted} + 0)",
+            "wkt": f"ST_AsText({quoted})",
+            # FLOAT's text form has 6 significant digits (123456789 -> "123457000"):
+            # https://dev.mysql.com/doc/refman/8.0/en/problems-with-float.html
+            "double": f"CAST({quoted} AS DOUBLE)",
+        }[self.select_as]
+        return f"{expr} AS {quoted}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form; the Arrow type as :func:`arrow_type_name`."""
+        data = asdict(self)
+        data["arrow_type"] = arrow_type_name(self.arrow_type)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ColumnSpec:
+        """Inverse of :meth:`to_dict`."""
+        values = dict(data)
+        values["arrow_type"] = arrow_type_from_name(str(values["arrow_type"]))
+        if values.get("kind") not in get_args(ColumnKind) or values.get(
+            "select_as"
+        ) not in get_args(SelectAs):
+            raise DataError(f"staged table schema has an unknown column entry {data!r}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A source table as the backup stage reads it and the load stage creates it."""
+
+    schema: str
+    table: str
+    columns: tuple[ColumnSpec, ...]
+    primary_key: tuple[str, ...] = ()
+    policy: TypePolicy = field(default_factory=TypePolicy)
+
+    FORMAT: ClassVar[str] = "s3-redshift-backup/table-schema"
+    VERSION: ClassVar[int] = 1
+
+    @property
+    def qualified_name(self) -> str:
+        """``schema.table``, for messages."""
+        return f"{self.schema}.{self.table}"
+
+    @cached_property
+    def arrow_schema(self) -> pa.Schema:
+        """The final Arrow schema: normalised names, Arrow nullability."""
+        return pa.schema([c.arrow_field for c in self.columns])
+
+    def column(self, name: str) -> ColumnSpec:
+        """The column with source name ``name``; KeyError when absent."""
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+    def select_list(self) -> str:
+        """The SQL projection, ``%`` doubled: every reader query is a pyformat template."""
+        return ", ".join(c.select_expr() for c in self.columns).replace("%", "%%")
+
+    def sql_table(self) -> str:
+        """`schema`.`table`, ``%`` doubled like :meth:`select_list`."""
+        return quote_mysql_table(self.schema, self.table).replace("%", "%%")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form that travels with the staged files."""
+        return {
+            "format": self.FORMAT,
+            "version": self.VERSION,
+            "schema": self.schema,
+            "table": self.table,
+            "primary_key": list(self.primary_key),
+            "policy": asdict(self.policy),
+            "columns": [c.to_dict() for c in self.columns],
+        }
+
+    def to_json(self) -> str:
+        """The schema as a JSON document (stable key order)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True, indent=1)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TableSchema:
+        """Inverse of :meth:`to_dict`; DataError when the document is not one."""
+        if data.get("format") != cls.FORMAT or data.get("version") != cls.VERSION:
+            raise DataError(
+                f"staged table schema has format {data.get('format')!r} version "
+                f"{data.get('version')!r}; expected {cls.FORMAT!r} version {cls.VERSION}"
+            )
+        try:
+            return cls(
+                schema=str(data["schema"]),
+                table=str(data["table"]),
+                columns=tuple(ColumnSpec.from_dict(c) for c in data["columns"]),
+                primary_key=tuple(data["primary_key"]),
+                policy=TypePolicy(**data["policy"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"staged table schema is incomplete or malformed: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> TableSchema:
+        """Parse :meth:`to_json` output."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise DataError(f"staged table schema is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise DataError("staged table schema is not a JSON object")
+        return cls.from_dict(data)
+
+
+_SIMPLE_TYPES: dict[str, pa.DataType] = {
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "bool": pa.bool_(),
+    "string": pa.string(),
+    "binary": pa.binary(),
+    "date32": pa.date32(),
+    "timestamp[us]": pa.timestamp("us"),
+}
+_DECIMAL_NAME = re.compile(r"decimal128\((\d+),(\d+)\)")
+
+
+def arrow_type_name(arrow_type: pa.DataType) -> str:
+    """A stable name for the Arrow types this module produces (inverse: arrow_type_from_name)."""
+    if pa.types.is_decimal(arrow_type):
+        return f"decimal128({arrow_type.precision},{arrow_type.scale})"
+    for name, known in _SIMPLE_TYPES.items():
+        if arrow_type == known:
+            return name
+    raise DataError(f"Arrow type {arrow_type} is not one the type layer produces")
+
+
+def arrow_type_from_name(name: str) -> pa.DataType:
+    """Parse :func:`arrow_type_name` output."""
+    if name in _SIMPLE_TYPES:
+        return _SIMPLE_TYPES[name]
+    match = _DECIMAL_NAME.fullmatch(name)
+    if match:
+        return pa.decimal128(int(match[1]), int(match[2]))
+    raise DataError(f"staged table schema has an unknown Arrow type {name!r}")
+
+
+def _enum_values(column_type: str) -> list[str]:
+    # COLUMN_TYPE doubles quotes and backslashes: enum('it''s','a\\b').
+    values = _ENUM_VALUE.findall(column_type[column_type.index("(") :])
+    return [re.sub(r"''|\\(.)", lambda m: m[1] or "'", v) for v in values]
+
+
+def _enum_bytes(column_type: str, is_set: bool, octet_length: int | None) -> int:
+    # information_schema is utf8mb3, so a 4-byte character shows as "?": count every
+    # "?" as 4 bytes, an upper bound that never makes the target column too narrow.
+    sizes = [
+        sum(4 if ch == "?" else len(ch.encode()) for ch in v) for v in _enum_values(column_type)
+    ]
+    longest = (sum(sizes) + max(len(sizes) - 1, 0)) if is_set else max(sizes, default=0)
+    if octet_length is not None:
+        longest = min(longest, octet_length)
+    return max(longest, 1)
+
+
+def _map_column(raw: dict[str, Any], policy: TypePolicy, table: str) -> dict[str, Any]:
+    """The kind, Arrow type, projection and byte lengths of one information_schema row."""
+    data_type: str = raw["data_type"]
+    unsigned = raw["is_unsigned"]
+    out: dict[str, Any] = {"select_as": "column"}
+    if data_type in _INTEGERS:
+        out["arrow_type"] = _INTEGERS[data_type][1 if unsigned else 0]
+        out["kind"] = "unsigned_bigint" if data_type == "bigint" and unsigned else "integer"
+    elif data_type == "year":
+        out.update(kind="integer", arrow_type=pa.int16())
+    elif data_type in ("decimal", "numeric"):
+        precision, scale = raw["numeric_precision"], raw["numeric_scale"] or 0
+        out["select_as"] = "text"
+        if precision <= MAX_DECIMAL128_PRECISION:
+            out.update(kind="decimal", arrow_type=pa.decimal128(precision, scale))
+        elif policy.decimal_overflow == "varchar":
+            # sign, digits and the decimal point
+            size = precision + 1 + (1 if scale else 0)
+            out.update(kind="decimal_text", arrow_type=pa.string())
+            out.update(max_value_bytes=size, redshift_length=size)
+        else:
+            raise DataError(
+                f"column {raw['name']!r} of table {table} is {raw['column_type']}: precision "
+                f"{precision} exceeds the {MAX_DECIMAL128_PRECISION} digits Parquet/Redshift "
+                "decimals hold; set decimal_overflow: varchar for this table to carry it as text"
+            )
+    elif data_type == "float":
+        out.update(kind="float", arrow_type=pa.float32(), select_as="double")
+    elif data_type in ("double", "real"):
+        out.update(kind="double", arrow_type=pa.float64())
+    elif data_type == "bit":
+        bits = raw["numeric_precision"] or 1
+        kind, arrow_type = ("bit_bool", pa.bool_()) if bits == 1 else ("bit_int", pa.int64())
+        out.update(kind=kind, arrow_type=arrow_type, select_as="int")
+    elif data_type in _CHAR_TYPES:
+        size = raw["character_maximum_length"] * raw["utf8_bytes_per_char"]
+        out.update(kind="string", arrow_type=pa.string(), max_value_bytes=size)
+        out["redshift_length"] = max(1, min(size, REDSHIFT_MAX_VARCHAR_BYTES))
+    elif data_type in _TEXT_TYPES or data_type in _GEOMETRY_TYPES:
+        size = None if data_type in _GEOMETRY_TYPES else raw["utf8_octet_length"]
+        out.update(kind="string", arrow_type=pa.string(), max_value_bytes=size)
+        out["redshift_length"] = REDSHIFT_MAX_VARCHAR_BYTES
+        if data_type in _GEOMETRY_TYPES:
+            out["select_as"] = "wkt"
+    elif data_type in ("enum", "set"):
+        size = _enum_bytes(raw["column_type"], data_type == "set", raw["max_bytes_bound"])
+        out.update(kind="string", arrow_type=pa.string(), enum_max_bytes=size)
+        out.update(max_value_bytes=size, redshift_length=size)
+    elif data_type in _MARIADB_TEXT_TYPES:
+        size = _MARIADB_TEXT_TYPES[data_type]
+        out.update(kind="string", arrow_type=pa.string(), select_as="text")
+        out.update(max_value_bytes=size, redshift_length=size)
+    elif data_type == "date":
+        out.update(kind="date", arrow_type=pa.date32(), select_as="text")
+    elif data_type in ("datetime", "timestamp"):
+        out.update(kind=data_type, arrow_type=pa.timestamp("us"), select_as="text")
+        out["utc"] = data_type == "timestamp"
+    elif data_type == "time":
+        out.update(kind="time", arrow_type=pa.string(), select_as="text")
+        out.update(max_value_bytes=TIME_TEXT_BYTES, redshift_length=TIME_TEXT_BYTES)
+    elif data_type in _BINARY_TYPES:
+        size = raw["character_octet_length"]
+        out.update(kind="binary", arrow_type=pa.binary(), max_value_bytes=size)
+        out["redshift_length"] = max(
+            1, min(size or REDSHIFT_MAX_VARBYTE_BYTES, REDSHIFT_MAX_VARBYTE_BYTES)
+        )
+    else:
+        raise DataError(
+            f"column {raw['name']!r} of table {table} has MySQL type {raw['column_type']}, "
+            "which the backup cannot carry; exclude the table or change the column type"
+        )
+    return out
+
+
+_COLUMNS_SQL = """
+SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE,
+       c.CHARACTER_MAXIMUM_LENGTH, c.CHARACTER_OCTET_LENGTH, c.NUMERIC_PRECISION,
+       c.NUMERIC_SCALE, c.DATETIME_PRECISION, c.CHARACTER_SET_NAME, cs.MAXLEN
+FROM information_schema.COLUMNS c
+LEFT JOIN information_schema.CHARACTER_SETS cs ON cs.CHARACTER_SET_NAME = c.CHARACTER_SET_NAME
+WHERE c.TABLE_SCHEMA = %s AND c.TABLE_NAME = %s
+ORDER BY c.ORDINAL_POSITION
+"""
+_PRIMARY_KEY_SQL = """
+SELECT COLUMN_NAME FROM information_schema.STATISTICS
+WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND INDEX_NAME = 'PRIMARY'
+ORDER BY SEQ_IN_INDEX
+"""
+# MariaDB stores JSON as LONGTEXT plus a json_valid() CHECK, visible only here
+# (https://mariadb.com/kb/en/json-data-type/); MySQL's CHECK_CONSTRAINTS has no TABLE_NAME.
+_JSON_CHECKS_SQL = """
+SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
+WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes | bytearray) else str(value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(_text(value))
+
+
+def _query(
+    conn: pymysql.connections.Connection, sql: str, args: Sequence[Any]
+) -> list[tuple[Any, ...]]:
+    with conn.cursor(pymysql.cursors.Cursor) as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+
+
+def _column_spec(
+    name: str,
+    target: str,
+    row: tuple[Any, ...],
+    checks: set[str],
+    policy: TypePolicy,
+    qualified: str,
+) -> ColumnSpec:
+    """Build one ColumnSpec from a row of _COLUMNS_SQL."""
+    data_type, column_type = _text(row[1]).lower(), _text(row[2]).lower()
+    charset = None if row[9] is None else _text(row[9])
+    utf8_bytes = None if charset is None else _UTF8_BYTES.get(charset, _DEFAULT_UTF8_BYTES)
+    chars, octets = _int(row[4]), _int(row[5])
+    if octets is not None and utf8_bytes is not None and not charset_is_utf8(charset):
+        octets_utf8: int | None = octets * utf8_bytes  # upper bound: >= 1 byte per char
+    else:
+        octets_utf8 = octets
+    facts: dict[str, Any] = {
+        "character_maximum_length": chars,
+        "character_octet_length": octets,
+        "numeric_precision": _int(row[6]),
+        "numeric_scale": _int(row[7]),
+        "charset_max_bytes": _int(row[10]),
+        "utf8_bytes_per_char": utf8_bytes,
+        "is_unsigned": " unsigned" in column_type or " zerofill" in column_type,
+    }
+    raw = dict(facts, name=name, data_type=data_type, column_type=column_type)
+    raw["utf8_octet_length"] = octets_utf8
+    raw["max_bytes_bound"] = None if chars is None or not utf8_bytes else chars * utf8_bytes
+    mapped = _map_column(raw, policy, qualified)
+    nullable = _text(row[3]).upper() == "YES"
+    zero_date_nulls = mapped["kind"] in TEMPORAL_KINDS and policy.zero_dates == "null"
+    return ColumnSpec(
+        name=name,
+        target_name=target,
+        data_type=data_type,
+        column_type=column_type,
+        nullable=nullable,
+        arrow_nullable=nullable or zero_date_nulls,
+        datetime_precision=_int(row[8]),
+        character_set=charset,
+        is_json=data_type == "json" or f"json_valid({quote_mysql(name)})" in checks,
+        **facts,
+        **mapped,
+    )
+
+
+def charset_is_utf8(charset: str | None) -> bool:
+    """True when the charset's bytes are UTF-8 bytes (its octet lengths count UTF-8)."""
+    return charset in ("utf8", "utf8mb3", "utf8mb4")
+
+
+def load_table_schema(
+    conn: pymysql.connections.Connection, schema: str, table: str, policy: TypePolicy
+) -> TableSchema:
+    """Read the table's columns and primary key from ``information_schema``.
+
+    ConfigError when the table does not exist; DataError for a column that
+    cannot be carried (unknown type, DECIMAL over 38 digits without the
+    ``decimal_overflow: varchar`` policy, names folding to one target name).
+    """
+    qualified = f"{schema}.{table}"
+    rows = _query(conn, _COLUMNS_SQL, (schema, table))
+    if not rows:
+        raise ConfigError(
+            f"table {qualified} was not found on the MySQL source (no columns in "
+            "information_schema); check the table name in the pipeline and the user's grants"
+        )
+    pk = tuple(_text(r[0]) for r in _query(conn, _PRIMARY_KEY_SQL, (schema, table)))
+    try:
+        checks = {_text(r[0]) for r in _query(conn, _JSON_CHECKS_SQL, (schema, table))}
+    except pymysql.err.MySQLError:
+        checks = set()  # MySQL: no TABLE_NAME column, and JSON has its own DATA_TYPE
+    names = [_text(r[0]) for r in rows]
+    targets = normalize_column_names(names, qualified)
+    columns = [
+        _column_spec(name, target, row, checks, policy, qualified)
+        for name, target, row in zip(names, targets, rows, strict=True)
+    ]
+    return TableSchema(schema, table, tuple(columns), pk, policy)
