@@ -165,8 +165,20 @@ def test_wrong_key_is_rejected(sshd: SshdServer) -> None:
         client.close()
 
     tunnel = _tunnel(sshd, str(sshd.wrong_key_path))
-    with pytest.raises(sshtunnel.BaseSSHTunnelForwarderError):
-        try:
+    try:
+        with pytest.raises(sshtunnel.BaseSSHTunnelForwarderError):
             tunnel.start()
-        finally:
-            tunnel.stop(force=True)
+    finally:
+        _close_failed_tunnel(tunnel)
+
+
+def _close_failed_tunnel(tunnel: sshtunnel.SSHTunnelForwarder) -> None:
+    """Release a tunnel whose start() failed.
+
+    sshtunnel 0.5.1 binds its local forward servers even when the SSH login fails,
+    and ``stop()`` then calls ``socketserver.shutdown()`` on servers that never ran
+    ``serve_forever`` — which blocks forever. Close their sockets instead.
+    """
+    for server in tunnel._server_list:
+        server.server_close()
+    tunnel._server_list = []

@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -152,8 +153,16 @@ def build_app() -> WsgiApp:
     return AwsLimitsMiddleware(DomainDispatcherApplication(create_backend_app))
 
 
-def serve(host: str, port: int) -> None:
-    """Serve the wrapped moto app until SIGTERM/SIGINT (runs in the server process)."""
+def _exit_when_orphaned(parent_pid: int) -> None:
+    """Exit the server if the process that started it dies (no stray servers after a kill)."""
+    while True:
+        if os.getppid() != parent_pid:
+            os._exit(0)
+        time.sleep(0.5)
+
+
+def serve(host: str, port: int, parent_pid: int | None = None) -> None:
+    """Serve the wrapped moto app until SIGTERM/SIGINT or, if given, ``parent_pid`` dies."""
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import run_simple
 
@@ -165,6 +174,8 @@ def serve(host: str, port: int) -> None:
 
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
+    if parent_pid:
+        threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     run_simple(host, port, build_app(), threaded=True, request_handler=MotoRequestHandler)
 
 
@@ -301,7 +312,15 @@ def _start(timeout: float) -> S3Server:
         port = free_port()
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "tests.support.s3_server", "--port", str(port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.support.s3_server",
+                    "--port",
+                    str(port),
+                    "--parent-pid",
+                    str(os.getpid()),
+                ],
                 cwd=REPO_ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -354,8 +373,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--parent-pid", type=int, default=None, help="exit when this process is gone"
+    )
     args = parser.parse_args(argv)
-    serve(args.host, args.port)
+    serve(args.host, args.port, args.parent_pid)
 
 
 if __name__ == "__main__":
