@@ -8,7 +8,9 @@ Builds the SPEC §10.1 ``parcels`` table with N rows in database ``bench_reader`
 * each reader (connectorx, pymysql) streaming the whole table into one snappy
   Parquet file, each in its own child process so its peak RSS is its own.
 
-Usage: ``.venv/bin/python scripts/reader_bench.py [--rows 2000000] [--batch-size 100000]``
+Usage: ``.venv/bin/python scripts/reader_bench.py [--rows 2000000] [--batch-size 100000]
+[--chunk-rows 0]`` (``--chunk-rows N`` reads in keyset chunks ``WHERE id > %s ORDER BY
+id LIMIT N`` like the backup strategies instead of one query)
 (connection: ``--host/--port/--user`` and env ``MYSQL_PWD``). Not a test.
 """
 
@@ -18,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -111,17 +114,31 @@ def run_reader(args: argparse.Namespace) -> None:
     conn = ep.connect()
     schema = load_table_schema(conn, DATABASE, TABLE, TypePolicy())
     conn.close()
-    sql = f"SELECT {schema.select_list()} FROM {schema.sql_table()}"
+    select = f"SELECT {schema.select_list()} FROM {schema.sql_table()}"
     path = Path(args.out_dir) / f"{args.run_reader}.parquet"
     rows = batches = 0
-    with READERS[args.run_reader](ep, schema, args.batch_size) as reader:
-        stream = reader.read(sql)
-        with pq.ParquetWriter(
-            path, schema.arrow_schema, compression="snappy", coerce_timestamps="us"
-        ) as writer:
+    with (
+        READERS[args.run_reader](ep, schema, args.batch_size) as reader,
+        pq.ParquetWriter(
+            path,
+            schema.arrow_schema,
+            compression="snappy",
+            coerce_timestamps="us",
+            use_dictionary=not args.no_dictionary,
+        ) as writer,
+    ):
+        last_id, more = 0, True
+        while more:
+            if args.chunk_rows:  # keyset chunks, as the id_only strategy reads
+                sql = f"{select} WHERE `id` > %s ORDER BY `id` LIMIT %s"
+                stream = reader.read(sql, (last_id, args.chunk_rows))
+            else:
+                stream = reader.read(select)
             for batch in stream:
                 writer.write_batch(batch)
-        rows, batches = stream.rows, stream.batches
+                last_id = int(batch.column("id")[-1].as_py())
+            rows, batches = rows + stream.rows, batches + stream.batches
+            more = bool(args.chunk_rows) and stream.rows == args.chunk_rows
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     result = {"rows": rows, "batches": batches, "seconds": seconds, "peak_rss_mb": peak_mb}
@@ -138,6 +155,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=3306)
     parser.add_argument("--user", default="root")
     parser.add_argument("--readers", default="connectorx,pymysql")
+    parser.add_argument(
+        "--chunk-rows", type=int, default=0, help="read in keyset chunks of N rows (0: one query)"
+    )
+    parser.add_argument(
+        "--no-dictionary",
+        action="store_true",
+        help="write Parquet without dictionary encoding (pyarrow's default is on)",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each; the median is shown")
     parser.add_argument("--run-reader", choices=sorted(READERS), help=argparse.SUPPRESS)
     parser.add_argument("--out-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -146,21 +172,38 @@ def main() -> None:
         return
 
     build_table(args)
-    reference = time_mysql_client(args)
-    print(f"{'mysql --quick > /dev/null':<28} {reference:7.2f} s   1.00x")
+    # Median of --repeat runs, reference and readers interleaved: single runs on a
+    # shared 2-core machine vary by 20%.
+    references: list[float] = []
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in args.readers.split(",")}
     with tempfile.TemporaryDirectory() as out_dir:
-        for name in args.readers.split(","):
-            command = [sys.executable, __file__, "--run-reader", name, "--out-dir", out_dir]
-            command += ["--batch-size", str(args.batch_size), "--host", args.host]
-            command += ["--port", str(args.port), "--user", args.user]
-            output = subprocess.run(command, capture_output=True, text=True, check=True)
-            result = json.loads(output.stdout.strip().splitlines()[-1])
-            seconds, peak = result["seconds"], result["peak_rss_mb"]
-            print(
-                f"{name + ' -> parquet (snappy)':<28} {seconds:7.2f} s {seconds / reference:6.2f}x"
-                f"   peak RSS {peak:.0f} MB   {result['rows']:,} rows in {result['batches']} "
-                f"batches, {result['file_mb']:.1f} MB file"
-            )
+        for _ in range(args.repeat):
+            references.append(time_mysql_client(args))
+            for name, runs in results.items():
+                command = [sys.executable, __file__, "--run-reader", name, "--out-dir", out_dir]
+                command += ["--batch-size", str(args.batch_size), "--host", args.host]
+                command += ["--port", str(args.port), "--user", args.user]
+                command += ["--chunk-rows", str(args.chunk_rows)]
+                command += ["--no-dictionary"] if args.no_dictionary else []
+                output = subprocess.run(command, capture_output=True, text=True, check=True)
+                runs.append(json.loads(output.stdout.strip().splitlines()[-1]))
+    reference = statistics.median(references)
+    chunks = f"keyset chunks of {args.chunk_rows:,}" if args.chunk_rows else "one query"
+    encoding = "no dictionary" if args.no_dictionary else "dictionary"
+    print(
+        f"{args.rows:,} rows, batch {args.batch_size:,}, {chunks}, Parquet snappy + {encoding}, "
+        f"median of {args.repeat}"
+    )
+    print(f"{'mysql --quick > /dev/null':<30} {reference:7.2f} s   1.00x")
+    for name, runs in results.items():
+        seconds = statistics.median(r["seconds"] for r in runs)
+        peak = max(r["peak_rss_mb"] for r in runs)
+        last = runs[-1]
+        print(
+            f"{name + ' -> parquet (snappy)':<30} {seconds:7.2f} s {seconds / reference:6.2f}x"
+            f"   peak RSS {peak:.0f} MB   {last['rows']:,.0f} rows in {last['batches']:.0f} "
+            f"batches, {last['file_mb']:.1f} MB file"
+        )
 
 
 if __name__ == "__main__":

@@ -133,45 +133,58 @@ pg_login_ok() {
   psql -w -X -q -h "$PG_HOST" -p "$PG_PORT" -U postgres -d postgres -tAc 'SELECT 1' \
     >/dev/null 2>&1
 }
-# shellcheck disable=SC2012  # version directory names are plain
-pg_version() {
-  local v
-  v="$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)"
-  [ -n "$v" ] || v="$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n 1)"
-  [ -n "$v" ] || die "no PostgreSQL server version found"
-  echo "$v"
-}
+# psql as the postgres OS user over the Unix socket of the cluster on $PG_PORT (peer auth).
+pg_socket_psql() { (cd / && as_root runuser -u postgres -- psql -X -q -p "$PG_PORT" -tA "$@"); }
 
 if ! pg_answers; then
-  PG_VERSION="$(pg_version)"
-  if [ ! -f "/etc/postgresql/$PG_VERSION/main/postgresql.conf" ]; then
-    note "creating cluster $PG_VERSION/main"
-    as_root pg_createcluster "$PG_VERSION" main >"$LOG_DIR/pg_createcluster.log" 2>&1 ||
-      die "pg_createcluster failed: $(cat "$LOG_DIR/pg_createcluster.log")"
+  # Use the cluster configured for $PG_PORT; else the newest cluster, moved to $PG_PORT
+  # (pg_createcluster picks the next free port, e.g. 5433 if 5432 was busy at install
+  # time); else create one. pg_lsclusters -h: "version cluster port status ...".
+  PG_VERSION="" PG_CLUSTER="" PG_STATUS=""
+  read -r PG_VERSION PG_CLUSTER PG_STATUS < <(
+    pg_lsclusters -h 2>/dev/null | awk -v p="$PG_PORT" '$3 == p { print $1, $2, $4; exit }'
+  ) || true
+  if [ -z "$PG_VERSION" ]; then
+    read -r PG_VERSION PG_CLUSTER PG_STATUS < <(
+      pg_lsclusters -h 2>/dev/null | sort -V | tail -n 1 | awk '{ print $1, $2, $4 }'
+    ) || true
+    if [ -n "$PG_VERSION" ]; then
+      note "moving cluster $PG_VERSION/$PG_CLUSTER to port $PG_PORT"
+      as_root pg_conftool "$PG_VERSION" "$PG_CLUSTER" set port "$PG_PORT"
+    else
+      # shellcheck disable=SC2012  # version directory names are plain
+      PG_VERSION="$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n 1)"
+      [ -n "$PG_VERSION" ] || die "no PostgreSQL server found under /usr/lib/postgresql"
+      PG_CLUSTER=main
+      note "creating cluster $PG_VERSION/$PG_CLUSTER on port $PG_PORT"
+      as_root pg_createcluster -p "$PG_PORT" "$PG_VERSION" "$PG_CLUSTER" \
+        >"$LOG_DIR/pg_createcluster.log" 2>&1 ||
+        die "pg_createcluster failed: $(cat "$LOG_DIR/pg_createcluster.log")"
+    fi
   fi
-  note "starting cluster $PG_VERSION/main"
-  as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main start ||
-    note "pg_ctlcluster start returned $? (waiting anyway)"
+  action=start
+  [ "${PG_STATUS%%,*}" != online ] || action=restart
+  note "${action} cluster $PG_VERSION/$PG_CLUSTER"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" "$action" ||
+    note "pg_ctlcluster $action returned $? (waiting anyway)"
   for _ in $(seq "$WAIT_SECONDS"); do
     pg_answers && break
     sleep 1
   done
-  pg_answers || die "PostgreSQL did not answer within ${WAIT_SECONDS}s
-$(tail -n 30 "/var/log/postgresql/postgresql-$PG_VERSION-main.log" 2>/dev/null)"
+  pg_answers || die "PostgreSQL did not answer within ${WAIT_SECONDS}s:
+$(tail -n 30 "/var/log/postgresql/postgresql-$PG_VERSION-$PG_CLUSTER.log" 2>/dev/null)"
 fi
 if ! pg_login_ok; then
-  # Fresh Debian: host connections use scram-sha-256. Trust loopback for the tests.
-  PG_VERSION="$(pg_version)"
-  HBA="$(as_root runuser -u postgres -- psql -X -tAc 'SHOW hba_file' 2>/dev/null || true)"
-  [ -n "$HBA" ] || HBA="/etc/postgresql/$PG_VERSION/main/pg_hba.conf"
+  # Fresh Debian: TCP connections use scram-sha-256. Trust loopback for the tests.
+  HBA="$(pg_socket_psql -c 'SHOW hba_file')" || die "cannot reach PostgreSQL as postgres over \
+its Unix socket to find pg_hba.conf"
   note "adding 'host all all 127.0.0.1/32 trust' at the top of $HBA"
   tmp_hba="$(mktemp)"
   { echo "host all all 127.0.0.1/32 trust"; as_root cat "$HBA"; } >"$tmp_hba"
   # shellcheck disable=SC2016  # $1/$2 expand in the inner shell
   as_root sh -c 'cat "$1" > "$2"' sh "$tmp_hba" "$HBA" # keeps owner and mode
   rm -f "$tmp_hba"
-  as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main reload ||
-    as_root runuser -u postgres -- psql -X -q -c 'SELECT pg_reload_conf()' >/dev/null
+  pg_socket_psql -c 'SELECT pg_reload_conf()' >/dev/null
   for _ in $(seq 10); do
     pg_login_ok && break
     sleep 1

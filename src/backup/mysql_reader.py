@@ -4,8 +4,17 @@ Both take a pyformat SQL template (``%s`` / ``%(name)s`` placeholders, literal
 ``%`` doubled, as :meth:`TableSchema.select_list` produces) with its
 parameters, and yield final Arrow batches of ``TableSchema.arrow_schema``
 through :mod:`src.backup.arrow_convert`; for the same query they yield equal
-batches. Memory is bounded by the batch size: rows are streamed, never fetched
-all at once. Sessions run in UTC with utf8mb4 (SPEC §5).
+batches. Sessions run in UTC with utf8mb4 (SPEC §5).
+
+Memory: PyMySQL streams through a server-side cursor, so it holds one batch
+whatever the query. connectorx's Rust producer runs ahead of the consumer into
+an unbounded channel (``std::sync::mpsc::channel`` in connectorx 0.4.6's
+arrowstream destination,
+https://github.com/sfu-db/connector-x/blob/main/connectorx/src/destinations/arrowstream/mod.rs),
+so when the Parquet writer is slower than the server it can hold up to one whole
+*query result*: measured 322 MB for an unLIMITed 2M-row SPEC §10.1 table read
+at one batch per second. Bound it with the chunk query's LIMIT, as every
+strategy does.
 """
 
 from __future__ import annotations
@@ -63,7 +72,10 @@ class MySQLEndpoint:
                 host=self.host,
                 port=self.port,
                 user=self.user,
-                password=self.password,
+                # bytes: PyMySQL would encode a str password as latin1
+                # (pymysql/connections.py, Connection.__init__), so a non-ASCII
+                # password would not match the one the server hashed from UTF-8.
+                password=self.password.encode("utf-8"),
                 database=self.database,
                 charset="utf8mb4",
                 autocommit=True,

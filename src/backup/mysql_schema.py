@@ -168,9 +168,8 @@ class ColumnSpec:
         """Inverse of :meth:`to_dict`."""
         values = dict(data)
         values["arrow_type"] = arrow_type_from_name(str(values["arrow_type"]))
-        if values.get("kind") not in get_args(ColumnKind) or values.get(
-            "select_as"
-        ) not in get_args(SelectAs):
+        known_kind = values.get("kind") in get_args(ColumnKind)
+        if not known_kind or values.get("select_as") not in get_args(SelectAs):
             raise DataError(f"staged table schema has an unknown column entry {data!r}")
         return cls(**values)
 

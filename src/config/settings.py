@@ -202,6 +202,10 @@ class TableConfig(_Frozen):
         missing = [k for k in needs if not getattr(self, k)]
         if missing:
             raise ValueError(f"cdc_strategy {self.cdc_strategy} needs {', '.join(missing)}")
+        if self.cdc_strategy == "custom_sql" and not (
+            self.cdc_timestamp_column or self.cdc_id_column
+        ):
+            raise ValueError("custom_sql needs cdc_timestamp_column or cdc_id_column to resume")
         if self.lookback_seconds and self.write_mode == "append":
             raise ValueError("lookback_seconds re-reads rows and needs write_mode merge")
         return self
