@@ -242,6 +242,8 @@ def _binary(col: _Column) -> pa.Array:
 
 def _bit_int(col: _Column) -> pa.Array:
     arr = col.values
+    if not pa.types.is_integer(arr.type):
+        arr = as_string(arr)  # PyMySQL's text of `col + 0`
     unsigned = arr if pa.types.is_unsigned_integer(arr.type) else arr.cast(pa.uint64())
     big = pc.fill_null(pc.greater(unsigned, pa.scalar(_INT64_MAX, pa.uint64())), False)
     if pc.any(big).as_py():

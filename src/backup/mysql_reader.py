@@ -19,7 +19,11 @@ strategy does.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import importlib.util
+import os
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -187,6 +191,30 @@ class MySQLReader(ABC):
         self.close()
 
 
+_M_ARENA_MAX = -8  # from glibc's malloc.h
+_arenas_limited = False
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas for this process, once (no-op elsewhere or if set by env).
+
+    Every connectorx call runs its producer on fresh threads, and glibc gives
+    threads their own arenas (up to 8 per core); freed batches then fragment
+    across arenas and RSS creeps up chunk after chunk (measured: 196 -> 246 MB
+    over 80 chunks of 100k rows; flat at ~180 MB with 2 arenas). See M_ARENA_MAX in
+    https://man7.org/linux/man-pages/man3/mallopt.3.html
+    """
+    global _arenas_limited
+    if _arenas_limited or not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
+        return
+    _arenas_limited = True
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):
+        pass  # not glibc (musl has no arenas to cap)
+
+
 class ConnectorxReader(MySQLReader):
     """connectorx ``arrow_stream``: the server's rows become Arrow columns in Rust.
 
@@ -204,6 +232,7 @@ class ConnectorxReader(MySQLReader):
     def _raw_batches(self, sql: str, params: Params) -> Iterator[pa.RecordBatch]:
         import connectorx  # heavy (Rust extension): imported on first use
 
+        limit_malloc_arenas()
         text = self.render(sql, params)
         try:
             stream = connectorx.read_sql(

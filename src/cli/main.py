@@ -15,6 +15,7 @@ import click
 from src.cli.config_cmd import config_group
 from src.cli.context import AppContext
 from src.cli.status_cmd import status
+from src.cli.sync_cmd import sync_group
 from src.errors import EXIT_INTERRUPTED, BackupError
 
 
@@ -92,6 +93,7 @@ def cli(
 
 cli.add_command(status)
 cli.add_command(config_group)
+cli.add_command(sync_group)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -40,6 +41,10 @@ class Stage(Protocol):
 
     def uri(self, key: str) -> str:
         """The address operators and Redshift know the key by (s3://… or a path)."""
+        ...
+
+    def key_of(self, uri: str) -> str:
+        """Inverse of :meth:`uri`; StageError for an address outside this stage."""
         ...
 
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -92,6 +97,13 @@ class LocalStage:
         """The file's absolute path."""
         return str(self._path(key))
 
+    def key_of(self, uri: str) -> str:
+        """The key of an absolute path inside the stage directory."""
+        path = Path(uri)
+        if not path.is_absolute() or self.root not in path.parents:
+            raise StageError(f"{uri} is not in stage directory {self.root}")
+        return path.relative_to(self.root).as_posix()
+
     def put_bytes(self, key: str, data: bytes) -> None:
         """Temp file, fsync, rename: readers see the old or the new bytes, never half."""
         path = self._path(key)
@@ -108,8 +120,19 @@ class LocalStage:
             raise
 
     def put_file(self, key: str, path: str) -> None:
-        """Copy a local file in atomically."""
-        self.put_bytes(key, Path(path).read_bytes())
+        """Copy a local file in atomically (temp copy, fsync, rename)."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+                shutil.copyfileobj(src, out, 4 * 1024 * 1024)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """O_EXCL create: exactly one of several racing creators wins."""
@@ -230,6 +253,13 @@ class S3Stage:
     def uri(self, key: str) -> str:
         """``s3://bucket/key``."""
         return f"s3://{self.bucket}/{key}"
+
+    def key_of(self, uri: str) -> str:
+        """The key of ``s3://bucket/key`` in this bucket."""
+        prefix = f"s3://{self.bucket}/"
+        if not uri.startswith(prefix):
+            raise StageError(f"{uri} is not in bucket {self.bucket}")
+        return uri[len(prefix) :]
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """One PUT: S3 replaces whole objects atomically."""

@@ -1,0 +1,373 @@
+"""The backup stage for one table: MySQL chunks → Parquet files → stage, resumable.
+
+One run fixes its window once (SPEC §5), then reads chunk after chunk with
+the table's strategy. Files hold whole chunks (a chunk bigger than a file is
+split at a row boundary, except for ``timestamp_only`` whose groups of equal
+timestamps must stay whole). After each file is uploaded and verified, one
+atomic watermark write records it together with the position of its last row:
+the watermark never points past a row that is not in a recorded file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from src.backup.mysql_reader import MySQLEndpoint, make_reader
+from src.backup.mysql_schema import TableSchema, TypePolicy, load_table_schema
+from src.backup.parquet_sink import ParquetSink, StagedFile
+from src.backup.row_based import Position, RowBasedBackupStrategy
+from src.config.settings import (
+    AppConfig,
+    PipelineConfig,
+    TableConfig,
+    resolve_chunk_size,
+    resolve_rows_per_file,
+)
+from src.core.connections import ConnectionManager
+from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
+from src.errors import DataError
+from src.utils.logging_setup import get_logger
+from src.utils.naming import data_file_name, partition_path, split_table_name, table_data_prefix
+
+log = get_logger("backup")
+
+
+@dataclass
+class BackupResult:
+    """What one table's backup run did (counts are for this run only)."""
+
+    table: str
+    rows: int = 0
+    files: int = 0
+    bytes: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    zero_dates: int = 0
+    nul_chars: int = 0
+    truncated: int = 0
+    null_cursor_rows: int = 0
+    reader: str = ""
+    watermark_before: dict[str, Any] = field(default_factory=dict)
+    watermark_after: dict[str, Any] = field(default_factory=dict)
+    stopped_by: str | None = None  # "limit" | "max_chunks" | None (window exhausted)
+
+    @property
+    def rows_per_second(self) -> float:
+        """Throughput of the run."""
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class BackupOptions:
+    """Caps and identity of one run."""
+
+    execution_id: str
+    limit: int | None = None
+    max_chunks: int | None = None
+    reader: str = "auto"
+
+
+def type_policy(table: TableConfig) -> TypePolicy:
+    """The table's value policies (SPEC §7)."""
+    return TypePolicy(
+        decimal_overflow=table.decimal_overflow,
+        oversize_text=table.oversize_text,
+        zero_dates=table.zero_dates,
+        nul_chars=table.nul_chars,
+    )
+
+
+class TableBackup:
+    """Runs the backup stage of one table (the caller holds the table's lock)."""
+
+    def __init__(
+        self,
+        app: AppConfig,
+        pipeline: PipelineConfig,
+        table_name: str,
+        watermarks: SimpleWatermarkManager,
+        options: BackupOptions,
+        on_progress: Callable[[BackupResult], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.pipeline = pipeline
+        self.table_name = table_name
+        self.table = pipeline.tables[table_name]
+        self.schema_name, self.source_table = split_table_name(table_name)
+        self.watermarks = watermarks
+        self.options = options
+        self.on_progress = on_progress
+        self.connections = ConnectionManager(app)
+        self.started = dt.datetime.now(dt.UTC)
+
+    def run(self) -> BackupResult:
+        """Stage every new row of the window (or up to the caps); return what was done."""
+        result = BackupResult(self.table_name)
+        begin = time.perf_counter()
+        wm = self.watermarks.read()
+        result.watermark_before = _position_of(wm)
+        wm.mysql_state.status = "in_progress"
+        wm.mysql_state.execution_id = self.options.execution_id
+        wm.mysql_state.error = None
+        wm.mysql_state.last_session_rows = 0
+        wm.mysql_state.last_session_files = 0
+        try:
+            with self.connections.source_endpoint(self.pipeline.source) as endpoint:
+                self._run(wm, endpoint, result)
+        except BaseException as exc:
+            wm.mysql_state.status = "failed"
+            wm.mysql_state.error = str(exc) or type(exc).__name__
+            wm.mysql_state.last_updated = utc_now_iso()
+            self.watermarks.write(wm)
+            raise
+        finally:
+            result.seconds = time.perf_counter() - begin
+        wm.mysql_state.status = "success"
+        wm.mysql_state.last_updated = utc_now_iso()
+        self.watermarks.write(wm)
+        result.watermark_after = _position_of(wm)
+        return result
+
+    def _run(self, wm: Watermark, endpoint: Any, result: BackupResult) -> None:
+        src = self.connections.source_config(self.pipeline.source)
+        with self.connections.mysql(self.pipeline.source, endpoint) as conn:
+            schema = load_table_schema(
+                conn, self.schema_name, self.source_table, type_policy(self.table)
+            )
+            strategy = RowBasedBackupStrategy(self.table, schema)
+            with conn.cursor() as cur:
+                window = strategy.window(cur)
+        result.null_cursor_rows = window.null_cursor_rows
+        if window.null_cursor_rows:
+            message = (
+                f"table {self.table_name}: {window.null_cursor_rows} rows have a NULL cursor "
+                "column and can never be picked up incrementally"
+            )
+            if self.table.null_cursor == "error":
+                raise DataError(message + " (null_cursor: error)")
+            log.warning(message)
+        if self.table.cdc_strategy == "full_sync" and self.table.full_sync_mode != "paginate":
+            pos = Position()  # every run reads the whole table
+        else:
+            pos = strategy.start_position(wm.mysql_state.last_timestamp, wm.mysql_state.last_id)
+        if (
+            window.hi_ts is None
+            and window.hi_id is None
+            and strategy.kind
+            not in (
+                "full_sync",
+                "custom_sql",
+            )
+        ):
+            log.info("nothing to back up", table=self.table_name)
+            return
+        chunk_size, source = resolve_chunk_size(self.pipeline, self.table)
+        rows_per_file, file_source = resolve_rows_per_file(self.app, self.pipeline, self.table)
+        if strategy.kind == "timestamp_only":
+            # Files end only at chunk ends, where groups of equal timestamps are whole.
+            chunk_size = min(chunk_size, rows_per_file)
+        if self.options.limit is not None:
+            chunk_size = min(chunk_size, self.options.limit)
+        log.info(
+            f"Using batch size: {chunk_size} ({source})",
+            table=self.table_name,
+            rows_per_file=rows_per_file,
+            rows_per_file_source=file_source,
+        )
+        reader_endpoint = MySQLEndpoint(
+            host=endpoint.host,
+            port=endpoint.port,
+            user=src.username,
+            password=src.password.get_secret_value(),
+            database=src.database,
+            connect_timeout=src.connect_timeout,
+        )
+        session_rows = 0
+
+        def uploaded(staged: StagedFile) -> None:
+            nonlocal session_rows
+            session_rows += staged.rows
+            last_ts, last_id = strategy.watermark_values(staged.position)
+            state = wm.mysql_state
+            if last_ts is not None:
+                state.last_timestamp = last_ts
+            if last_id is not None:
+                state.last_id = last_id
+            wm.backup_s3_files.append(staged.uri)
+            state.total_rows += staged.rows
+            state.last_session_rows = session_rows
+            state.last_session_files += 1
+            state.last_updated = utc_now_iso()
+            self.watermarks.write(wm)
+            result.files += 1
+            result.bytes += staged.bytes
+            log.info(
+                "file staged",
+                table=self.table_name,
+                file=staged.uri,
+                rows=staged.rows,
+                bytes=staged.bytes,
+            )
+
+        stage = self.connections.stage(self.app.stage_for(self.pipeline)[0])
+        with (
+            make_reader(
+                reader_endpoint,
+                schema,
+                batch_size=min(chunk_size, 100_000),
+                prefer=self.options.reader,  # type: ignore[arg-type]
+            ) as reader,
+            ParquetSink(
+                stage,
+                schema.arrow_schema,
+                compression=self.pipeline.s3.compression,
+                schema_json=schema.to_json(),
+                on_uploaded=uploaded,
+            ) as sink,
+        ):
+            result.reader = reader.name
+            self._loop(reader, sink, strategy, window, pos, chunk_size, rows_per_file, result)
+
+    def _loop(
+        self,
+        reader: Any,
+        sink: ParquetSink,
+        strategy: RowBasedBackupStrategy,
+        window: Any,
+        pos: Position,
+        chunk_size: int,
+        rows_per_file: int,
+        result: BackupResult,
+    ) -> None:
+        """Read chunks until the window is exhausted or a cap is hit."""
+        chunk_no, closed_in_chunk = 0, 0
+
+        def close(at: Position) -> None:
+            nonlocal closed_in_chunk
+            sink.close_file(self._key(chunk_no, closed_in_chunk), at)
+            closed_in_chunk += 1
+
+        while True:
+            remaining = None if self.options.limit is None else self.options.limit - result.rows
+            if remaining is not None and remaining <= 0:
+                result.stopped_by = "limit"
+                break
+            if self.options.max_chunks is not None and chunk_no >= self.options.max_chunks:
+                result.stopped_by = "max_chunks"
+                break
+            limit = chunk_size if remaining is None else min(chunk_size, remaining)
+            query = strategy.chunk_query(pos, window, limit)
+            stream = reader.read(query.sql, query.params)
+            closed_in_chunk = 0
+            if strategy.kind == "timestamp_only":
+                batches = [b for b in stream if b.num_rows]
+                read_rows = sum(b.num_rows for b in batches)
+                self._count(stream.stats, result)
+                if batches:
+                    batches = self._complete_group(reader, strategy, batches, result)
+                chunk_rows = sum(b.num_rows for b in batches)
+                for batch in batches:
+                    sink.write(batch)
+                if batches:
+                    pos = strategy.position_after(batches[-1], pos)
+                close(pos)  # files end only where groups of equal timestamps are whole
+            else:
+                read_rows = 0
+                for batch in stream:
+                    read_rows += batch.num_rows
+                    offset = 0
+                    while offset < batch.num_rows:
+                        room = rows_per_file - sink.rows_in_file
+                        piece = batch.slice(offset, min(room, batch.num_rows - offset))
+                        offset += piece.num_rows
+                        sink.write(piece)
+                        pos = strategy.position_after(piece, pos)
+                        if sink.rows_in_file >= rows_per_file:
+                            close(pos)
+                self._count(stream.stats, result)
+                chunk_rows = read_rows
+            if chunk_rows == 0:
+                break
+            result.rows += chunk_rows
+            result.chunks += 1
+            log.info(
+                "chunk read",
+                table=self.table_name,
+                chunk=chunk_no,
+                rows=chunk_rows,
+                total=result.rows,
+            )
+            if self.on_progress:
+                self.on_progress(result)
+            chunk_no += 1
+            if read_rows < limit:
+                break  # the window is exhausted
+        close(pos)
+
+    def _complete_group(
+        self,
+        reader: Any,
+        strategy: RowBasedBackupStrategy,
+        batches: list[pa.RecordBatch],
+        result: BackupResult,
+    ) -> list[pa.RecordBatch]:
+        """timestamp_only: replace the chunk's last group by all rows sharing its timestamp."""
+        import pyarrow.compute as pc
+
+        last_ts = strategy.position_after(batches[-1], Position()).ts
+        column = strategy.schema.column(strategy.ts_col or "").target_name
+        table = pa.Table.from_batches(batches)
+        before = table.filter(pc.not_equal(table[column], pa.scalar(last_ts, table[column].type)))
+        query = strategy.group_query(last_ts)
+        stream = reader.read(query.sql, query.params)
+        group = [b for b in stream if b.num_rows]
+        self._count(stream.stats, result)
+        return [*before.combine_chunks().to_batches(), *group]
+
+    def _key(self, chunk: int, file: int) -> str:
+        s3 = self.pipeline.s3
+        _, stage_cfg = self.app.stage_for(self.pipeline)
+        prefix = table_data_prefix(
+            stage_cfg.incremental_path,
+            s3.isolation_prefix,
+            self.pipeline.source,
+            self.schema_name,
+            self.source_table,
+        )
+        if s3.partition_strategy == "datetime":
+            prefix += partition_path(self.started.date())
+        name = data_file_name(
+            self.pipeline.source,
+            self.schema_name,
+            self.source_table,
+            self.started,
+            self.options.execution_id,
+            chunk,
+            file,
+        )
+        return prefix + name
+
+    @staticmethod
+    def _count(stats: Any, result: BackupResult) -> None:
+        counts = stats.as_dict()
+        result.zero_dates += counts.get("zero_dates", 0)
+        result.nul_chars += counts.get("nul_chars", 0)
+        result.truncated += counts.get("truncated", 0)
+
+
+def _position_of(wm: Watermark) -> dict[str, Any]:
+    return {"last_timestamp": wm.mysql_state.last_timestamp, "last_id": wm.mysql_state.last_id}
+
+
+def stage_schema(batch_schema: pa.Schema) -> TableSchema | None:
+    """The table schema embedded in a staged file's Arrow metadata, if any."""
+    from src.backup.parquet_sink import SCHEMA_METADATA_KEY
+
+    raw = (batch_schema.metadata or {}).get(SCHEMA_METADATA_KEY)
+    return TableSchema.from_json(raw) if raw else None

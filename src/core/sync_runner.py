@@ -1,0 +1,167 @@
+"""``sync pipeline``: run the stages for each requested table, each table isolated.
+
+For every table: take the table's lock, then the backup stage (unless
+``redshift_only``) and the load stage (unless ``backup_only``). A failing
+table is recorded with its error and exit code; the others go on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from src.backup.backup_stage import BackupOptions, BackupResult, TableBackup
+from src.config.settings import AppConfig, PipelineConfig
+from src.core.connection_registry import get_pipeline, get_table
+from src.core.connections import ConnectionManager
+from src.core.simple_watermark_manager import SimpleWatermarkManager
+from src.core.table_lock import TableLock
+from src.errors import BackupError, ConfigError
+from src.utils.logging_setup import get_logger
+from src.utils.naming import lock_key, new_execution_id, split_table_name, watermark_key
+
+log = get_logger("sync")
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """What ``sync pipeline`` was asked to do."""
+
+    backup_only: bool = False
+    redshift_only: bool = False
+    limit: int | None = None
+    max_chunks: int | None = None
+    reader: str = "auto"
+
+
+@dataclass
+class TableOutcome:
+    """One table's result in a run."""
+
+    table: str
+    status: str = "success"
+    backup: BackupResult | None = None
+    seconds: float = 0.0
+    completed_at: str = ""
+    error_type: str | None = None
+    error_message: str | None = None
+    exit_code: int = 0
+
+
+@dataclass
+class SyncRun:
+    """The whole run."""
+
+    execution_id: str
+    pipeline: str
+    mode: str
+    tables: list[str]
+    start_time: dt.datetime
+    end_time: dt.datetime | None = None
+    outcomes: dict[str, TableOutcome] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """0, 3 when some tables failed, or the one failure's code when all failed."""
+        failed = [o for o in self.outcomes.values() if o.status != "success"]
+        if not failed:
+            return 0
+        if len(failed) < len(self.outcomes):
+            return 3
+        codes = {o.exit_code for o in failed}
+        return codes.pop() if len(codes) == 1 else 3
+
+
+def table_handles(
+    app: AppConfig, pipeline: PipelineConfig, table: str, execution_id: str
+) -> tuple[SimpleWatermarkManager, TableLock]:
+    """The watermark store and the lock of one (table, target)."""
+    schema, name = split_table_name(table)
+    stage_name, _ = app.stage_for(pipeline)
+    stage = ConnectionManager(app).stage(stage_name)
+    cfg = pipeline.tables[table]
+    watermarks = SimpleWatermarkManager(
+        stage,
+        watermark_key(pipeline.source, schema, name, pipeline.target),
+        table_name=f"{pipeline.source}:{table}",
+        target=pipeline.target,
+        cdc_strategy=cfg.cdc_strategy,
+    )
+    lock = TableLock(
+        stage,
+        lock_key(pipeline.source, schema, name, pipeline.target),
+        owner=execution_id,
+        table=table,
+    )
+    return watermarks, lock
+
+
+def run_sync(
+    app: AppConfig,
+    pipeline_name: str,
+    tables: list[str],
+    options: SyncOptions,
+    on_table_done: Callable[[TableOutcome], None] | None = None,
+) -> SyncRun:
+    """Run the requested stages for each table; never raises for one table's failure."""
+    if options.backup_only and options.redshift_only:
+        raise ConfigError("--backup-only and --redshift-only cannot be used together")
+    if not options.backup_only:
+        raise ConfigError(
+            "the load stage is not available in this version yet: run with --backup-only"
+        )
+    pipeline = get_pipeline(app, pipeline_name)
+    chosen = tables or sorted(pipeline.tables)
+    for table in chosen:
+        get_table(pipeline, table)
+    mode = (
+        "backup_only"
+        if options.backup_only
+        else "redshift_only"
+        if options.redshift_only
+        else "full"
+    )
+    run = SyncRun(new_execution_id(), pipeline_name, mode, chosen, dt.datetime.now(dt.UTC))
+    for table in chosen:
+        outcome = _run_table(app, pipeline, table, options, run.execution_id)
+        run.outcomes[table] = outcome
+        if on_table_done:
+            on_table_done(outcome)
+    run.end_time = dt.datetime.now(dt.UTC)
+    return run
+
+
+def _run_table(
+    app: AppConfig, pipeline: PipelineConfig, table: str, options: SyncOptions, execution_id: str
+) -> TableOutcome:
+    outcome = TableOutcome(table)
+    begin = time.perf_counter()
+    try:
+        watermarks, lock = table_handles(app, pipeline, table, execution_id)
+        with lock:
+            backup = TableBackup(
+                app,
+                pipeline,
+                table,
+                watermarks,
+                BackupOptions(
+                    execution_id=execution_id,
+                    limit=options.limit,
+                    max_chunks=options.max_chunks,
+                    reader=options.reader,
+                ),
+            )
+            outcome.backup = backup.run()
+    except BackupError as exc:
+        outcome.status, outcome.exit_code = "failed", exc.exit_code
+        outcome.error_type, outcome.error_message = type(exc).__name__, str(exc)
+        log.error("table failed", table=table, error=str(exc))
+    except Exception as exc:  # one table's bug must not stop the others
+        outcome.status, outcome.exit_code = "failed", 1
+        outcome.error_type, outcome.error_message = type(exc).__name__, str(exc)
+        log.exception("table failed", table=table)
+    outcome.seconds = time.perf_counter() - begin
+    outcome.completed_at = dt.datetime.now(dt.UTC).isoformat()
+    return outcome
