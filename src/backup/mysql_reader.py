@@ -19,6 +19,7 @@ strategy does.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import importlib.util
@@ -28,7 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -93,7 +94,8 @@ class MySQLEndpoint:
     def connectorx_url(self) -> str:
         """``mysql://user:password@host:port/db`` with every part percent-encoded."""
         auth = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}"
-        return f"mysql://{auth}@{self.host}:{self.port}/{quote(self.database or '', safe='')}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6 literal
+        return f"mysql://{auth}@{host}:{self.port}/{quote(self.database or '', safe='')}"
 
     def scrub(self, text: str) -> str:
         """``text`` with the password (plain or percent-encoded) masked."""
@@ -160,13 +162,27 @@ class MySQLReader(ABC):
             self._conn = self.endpoint.connect(conv=dict(encoders), use_unicode=False)
         return self._conn
 
+    def _live_connection(self) -> pymysql.connections.Connection:
+        # Chunks can be minutes apart (upload, load): reconnect when the server dropped
+        # the idle session (wait_timeout). PyMySQL deprecated ping(reconnect=True).
+        try:
+            self._connection().ping(reconnect=False)
+        except pymysql.err.Error:
+            self.close()
+        return self._connection()
+
     def render(self, sql: str, params: Params = ()) -> str:
         """The exact SQL text sent for ``sql`` and ``params`` (PyMySQL's own escaping)."""
         with self._connection().cursor() as cur:
             return str(cur.mogrify(sql, params))
 
     def read(self, sql: str, params: Params = ()) -> BatchStream:
-        """Run ``sql`` and stream its rows as final batches of ``self.schema``."""
+        """Run ``sql`` and stream its rows as final batches of ``self.schema``.
+
+        ``sql`` is always a pyformat template, even without parameters (``%%`` for a
+        literal ``%``); its projection must be ``self.schema.select_list()``.
+        Nothing is sent before the first batch is asked for.
+        """
         return BatchStream(self._raw_batches(sql, params), self.schema)
 
     @abstractmethod
@@ -175,11 +191,12 @@ class MySQLReader(ABC):
 
     def close(self) -> None:
         """Close the reader's connection."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        conn, self._conn = self._conn, None
+        if conn is not None and conn.open:
+            with contextlib.suppress(pymysql.err.Error):  # the server already dropped it
+                conn.close()
 
-    def __enter__(self) -> MySQLReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -267,10 +284,10 @@ class PyMySQLReader(MySQLReader):
     def _raw_batches(self, sql: str, params: Params) -> Iterator[pa.RecordBatch]:
         names = [c.name for c in self.schema.columns]
         types = [pa.binary() for _ in names]  # every value arrives as bytes
-        conn = self._connection()
         finished = False
-        cur = conn.cursor(pymysql.cursors.SSCursor)
         try:
+            conn = self._live_connection()
+            cur = conn.cursor(pymysql.cursors.SSCursor)
             cur.execute(sql, params)
             while True:
                 rows = cur.fetchmany(self.batch_size)

@@ -421,6 +421,18 @@ def test_empty_result_yields_no_batch(
     assert batches == [] and stats.as_dict() == {"zero_dates": 0, "nul_chars": 0, "truncated": 0}
 
 
+def test_pymysql_reader_reconnects_after_the_server_drops_it(mysql_db: MySQLDatabase) -> None:
+    mysql_db.execute("CREATE TABLE t (id INT PRIMARY KEY)")
+    mysql_db.execute("INSERT INTO t VALUES (1), (2)")
+    schema = schema_of(mysql_db, "t")
+    sql = f"SELECT {schema.select_list()} FROM {schema.sql_table()} WHERE id > %s"
+    with PyMySQLReader(endpoint(mysql_db), schema) as reader:
+        assert sum(b.num_rows for b in reader.read(sql, (0,))) == 2
+        assert reader._conn is not None
+        mysql_db.execute("KILL %s", (reader._conn.thread_id(),))  # as wait_timeout would
+        assert sum(b.num_rows for b in reader.read(sql, (1,))) == 1
+
+
 def test_factory_prefers_connectorx(mysql_db: MySQLDatabase) -> None:
     mysql_db.execute("CREATE TABLE t (id INT PRIMARY KEY, g POINT, b BIT(3), t TIME)")
     schema = schema_of(mysql_db, "t")
