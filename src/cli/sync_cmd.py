@@ -47,13 +47,17 @@ def sync_pipeline(
         if outcome.status != "success":
             info(f"✗ {outcome.table}: {outcome.error_message}")
             return
-        b = outcome.backup
+        parts = []
+        b, loaded = outcome.backup, outcome.load
         if b is not None:
-            info(
-                f"✓ {outcome.table}: {b.rows:,} rows extracted, {b.files} files, "
-                f"{b.bytes:,} bytes, {b.seconds:.1f}s ({b.rows_per_second:,.0f} rows/s)"
+            parts.append(
+                f"{b.rows:,} rows extracted, {b.files} files, {b.bytes:,} bytes "
+                f"({b.rows_per_second:,.0f} rows/s)"
                 + (f", stopped by --{b.stopped_by.replace('_', '-')}" if b.stopped_by else "")
             )
+        if loaded is not None:
+            parts.append(f"{loaded.rows:,} rows loaded from {loaded.files} files")
+        info(f"✓ {outcome.table}: {'; '.join(parts)}; {outcome.seconds:.1f}s")
 
     options = SyncOptions(
         backup_only=backup_only,

@@ -67,6 +67,10 @@ class Stage(Protocol):
         """The object's size in bytes, or None when it does not exist."""
         ...
 
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` (exclusive) of an existing object."""
+        ...
+
     def list(self, prefix: str) -> Iterator[StagedObject]:
         """Every object under ``prefix`` (all pages)."""
         ...
@@ -154,6 +158,12 @@ class LocalStage:
             return self._path(key).read_bytes()
         except FileNotFoundError:
             return None
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Read part of a file."""
+        with open(self._path(key), "rb") as handle:
+            handle.seek(start)
+            return handle.read(end - start)
 
     def size(self, key: str) -> int | None:
         """The file's size, or None."""
@@ -304,6 +314,17 @@ class S3Stage:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
             raise self._fail(f"read {key}", exc) from exc
+        except Exception as exc:
+            raise self._fail(f"read {key}", exc) from exc
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """A ranged GET."""
+        try:
+            reply = self._client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}"
+            )
+            data: bytes = reply["Body"].read()
+            return data
         except Exception as exc:
             raise self._fail(f"read {key}", exc) from exc
 

@@ -11,13 +11,19 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from src.backup.backup_stage import BackupOptions, BackupResult, TableBackup
 from src.config.settings import AppConfig, PipelineConfig
 from src.core.connection_registry import get_pipeline, get_table
 from src.core.connections import ConnectionManager
+from src.core.load_stage import Connect, LoadResult, TableLoad
 from src.core.simple_watermark_manager import SimpleWatermarkManager
 from src.core.table_lock import TableLock
+from src.core.targets.base import TargetDialect
+from src.core.targets.postgres import PostgresDialect
+from src.core.targets.redshift import RedshiftDialect
+from src.core.targets.redshift_keys import load_keys_file
 from src.errors import BackupError, ConfigError
 from src.utils.logging_setup import get_logger
 from src.utils.naming import lock_key, new_execution_id, split_table_name, watermark_key
@@ -43,6 +49,7 @@ class TableOutcome:
     table: str
     status: str = "success"
     backup: BackupResult | None = None
+    load: LoadResult | None = None
     seconds: float = 0.0
     completed_at: str = ""
     error_type: str | None = None
@@ -104,14 +111,11 @@ def run_sync(
     tables: list[str],
     options: SyncOptions,
     on_table_done: Callable[[TableOutcome], None] | None = None,
+    connect: Connect | None = None,
 ) -> SyncRun:
     """Run the requested stages for each table; never raises for one table's failure."""
     if options.backup_only and options.redshift_only:
         raise ConfigError("--backup-only and --redshift-only cannot be used together")
-    if not options.backup_only:
-        raise ConfigError(
-            "the load stage is not available in this version yet: run with --backup-only"
-        )
     pipeline = get_pipeline(app, pipeline_name)
     chosen = tables or sorted(pipeline.tables)
     for table in chosen:
@@ -125,7 +129,7 @@ def run_sync(
     )
     run = SyncRun(new_execution_id(), pipeline_name, mode, chosen, dt.datetime.now(dt.UTC))
     for table in chosen:
-        outcome = _run_table(app, pipeline, table, options, run.execution_id)
+        outcome = _run_table(app, pipeline, table, options, run.execution_id, connect)
         run.outcomes[table] = outcome
         if on_table_done:
             on_table_done(outcome)
@@ -133,27 +137,48 @@ def run_sync(
     return run
 
 
+def make_dialect(app: AppConfig, pipeline: PipelineConfig) -> TargetDialect:
+    """The target's dialect (Redshift reads redshift_keys.json from the project root)."""
+    target = app.targets[pipeline.target]
+    if target.type == "postgres":
+        return PostgresDialect()
+    keys = load_keys_file(Path(app.project_root) / "redshift_keys.json")
+    return RedshiftDialect(target, app.stage_for(pipeline)[1], keys)
+
+
 def _run_table(
-    app: AppConfig, pipeline: PipelineConfig, table: str, options: SyncOptions, execution_id: str
+    app: AppConfig,
+    pipeline: PipelineConfig,
+    table: str,
+    options: SyncOptions,
+    execution_id: str,
+    connect: Connect | None,
 ) -> TableOutcome:
     outcome = TableOutcome(table)
     begin = time.perf_counter()
     try:
         watermarks, lock = table_handles(app, pipeline, table, execution_id)
         with lock:
-            backup = TableBackup(
-                app,
-                pipeline,
-                table,
-                watermarks,
-                BackupOptions(
-                    execution_id=execution_id,
-                    limit=options.limit,
-                    max_chunks=options.max_chunks,
-                    reader=options.reader,
-                ),
-            )
-            outcome.backup = backup.run()
+            if not options.redshift_only:
+                backup = TableBackup(
+                    app,
+                    pipeline,
+                    table,
+                    watermarks,
+                    BackupOptions(
+                        execution_id=execution_id,
+                        limit=options.limit,
+                        max_chunks=options.max_chunks,
+                        reader=options.reader,
+                    ),
+                )
+                outcome.backup = backup.run()
+            if not options.backup_only:
+                dialect = make_dialect(app, pipeline)
+                load = TableLoad(
+                    app, pipeline, table, watermarks, dialect, execution_id, connect=connect
+                )
+                outcome.load = load.run()
     except BackupError as exc:
         outcome.status, outcome.exit_code = "failed", exc.exit_code
         outcome.error_type, outcome.error_message = type(exc).__name__, str(exc)

@@ -1,0 +1,426 @@
+"""The load stage for one table: staged files → target, exactly once (SPEC §6).
+
+One protocol for every target; :class:`TargetDialect` supplies the types and
+how a staging table is filled. One load is one transaction: staging filled
+and counted, merged (or appended, or replaced), ledger rows inserted,
+committed. Only then does the watermark move the files to
+``processed_s3_files``; a watermark that lags the ledger (a crash between the
+two) is repaired from the ledger on the next run, never loaded again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from src.backup.mysql_schema import TableSchema
+from src.config.settings import AppConfig, PipelineConfig
+from src.core.connections import ConnectionManager
+from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
+from src.core.stage import Stage
+from src.core.staged_files import read_footer
+from src.core.targets.base import (
+    LEDGER_TABLE,
+    StagedFileRef,
+    TargetColumn,
+    TargetDialect,
+    type_family,
+)
+from src.errors import DataError, LoadError, StageError
+from src.utils.logging_setup import get_logger
+from src.utils.naming import (
+    key_part,
+    normalize_column_name,
+    normalize_table_name,
+    quote_pg,
+    quote_pg_table,
+    split_table_name,
+    table_data_prefix,
+    table_slug,
+)
+
+log = get_logger("load")
+_SERIALIZABLE_RETRIES = 3
+
+
+@dataclass
+class LoadResult:
+    """What one table's load did (this run only)."""
+
+    table: str
+    rows: int = 0
+    files: int = 0
+    repaired_files: int = 0
+    superseded_files: int = 0
+    seconds: float = 0.0
+
+
+Connect = Callable[[], AbstractContextManager[Any]]
+
+
+class TableLoad:
+    """Loads one table's staged files (the caller holds the table's lock)."""
+
+    def __init__(
+        self,
+        app: AppConfig,
+        pipeline: PipelineConfig,
+        table_name: str,
+        watermarks: SimpleWatermarkManager,
+        dialect: TargetDialect,
+        execution_id: str,
+        connect: Connect | None = None,
+    ) -> None:
+        self.app = app
+        self.pipeline = pipeline
+        self.table_name = table_name
+        self.table = pipeline.tables[table_name]
+        self.watermarks = watermarks
+        self.dialect = dialect
+        self.execution_id = execution_id
+        manager = ConnectionManager(app)
+        self.stage: Stage = manager.stage(app.stage_for(pipeline)[0])
+        self.target_cfg = app.targets[pipeline.target]
+        self.connect: Connect = connect or (lambda: manager.target(pipeline.target))
+        self.schema_name, self.source_table = split_table_name(table_name)
+        self.target_table = self.table.target_name or normalize_table_name(self.source_table)
+        self.target_schema = self.target_cfg.schema_
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> LoadResult:
+        """Load every staged file the ledger does not hold yet."""
+        result = LoadResult(self.table_name)
+        begin = time.perf_counter()
+        wm = self.watermarks.read()
+        try:
+            with self.connect() as conn:
+                self._ensure_ledger(conn)
+                self._repair_from_ledger(conn, wm, result)
+                pending = list(wm.backup_s3_files)
+                if pending:
+                    self._load(conn, wm, pending, result)
+        except BaseException as exc:
+            wm = self.watermarks.read()
+            wm.redshift_state.status = "failed"
+            wm.redshift_state.error = str(exc) or type(exc).__name__
+            wm.redshift_state.last_updated = utc_now_iso()
+            self.watermarks.write(wm)
+            raise
+        finally:
+            result.seconds = time.perf_counter() - begin
+        wm.redshift_state.status = "success"
+        wm.redshift_state.error = None
+        wm.redshift_state.last_updated = utc_now_iso()
+        self.watermarks.write(wm)
+        return result
+
+    # ---------------------------------------------------------------- ledger
+    def _ensure_ledger(self, conn: Any) -> None:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {quote_pg_table(self.target_schema, LEDGER_TABLE)} ("
+                '"file_key" VARCHAR(1024) NOT NULL PRIMARY KEY, '
+                '"table_name" VARCHAR(512) NOT NULL, "rows" BIGINT NOT NULL, '
+                '"loaded_at" TIMESTAMP NOT NULL, "execution_id" VARCHAR(128))'
+            )
+        conn.commit()
+
+    def _ledger_keys(self, conn: Any, table_name: str) -> set[str]:
+        with conn.cursor() as cur:
+            cur.execute(
+                f'SELECT "file_key" FROM {quote_pg_table(self.target_schema, LEDGER_TABLE)} '
+                'WHERE "table_name" = %s',
+                (table_name,),
+            )
+            return {row[0] for row in cur.fetchall()}
+
+    def _repair_from_ledger(self, conn: Any, wm: Watermark, result: LoadResult) -> None:
+        """Files the ledger holds but the watermark still lists: loaded, just not recorded."""
+        loaded = self._ledger_keys(conn, wm.table_name)
+        lagging = [uri for uri in wm.backup_s3_files if uri in loaded]
+        if not lagging:
+            return
+        log.warning(
+            "watermark lagged the ledger; repaired without loading again",
+            table=self.table_name,
+            files=len(lagging),
+        )
+        _mark_processed(wm, lagging)
+        self.watermarks.write(wm)
+        result.repaired_files = len(lagging)
+
+    # ------------------------------------------------------------------ load
+    def _load(self, conn: Any, wm: Watermark, pending: list[str], result: LoadResult) -> None:
+        pending, superseded = self._snapshot_files(wm, pending)
+        verified = self._verify(pending)
+        refs = [ref for ref, _ in verified]
+        groups = _group_by_schema(verified)
+        attempt = 0
+        while True:
+            try:
+                rows = self._transaction(conn, wm, groups, superseded)
+                break
+            except LoadError as exc:
+                conn.rollback()
+                attempt += 1
+                # Redshift aborts one of two concurrent writers with error 1023; retry it.
+                # https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html
+                if "1023" not in str(exc) or attempt > _SERIALIZABLE_RETRIES:
+                    raise
+                time.sleep(2**attempt)
+        _mark_processed(wm, [r.uri for r in refs] + superseded)
+        state = wm.redshift_state
+        state.total_rows += rows
+        state.last_session_rows = rows
+        state.last_loaded_files = [r.uri for r in refs]
+        self.watermarks.write(wm)
+        result.rows, result.files, result.superseded_files = rows, len(refs), len(superseded)
+        log.info("loaded", table=self.table_name, rows=rows, files=len(refs))
+
+    def _snapshot_files(self, wm: Watermark, pending: list[str]) -> tuple[list[str], list[str]]:
+        """``full_sync replace`` loads only the latest complete snapshot; older ones are moot."""
+        if not (self.table.cdc_strategy == "full_sync" and self.table.full_sync_mode == "replace"):
+            return pending, []
+        state = wm.mysql_state
+        if state.status != "success" or not state.execution_id:
+            return [], []  # the last snapshot is incomplete: replace with nothing yet
+        suffix = "_" + key_part(state.execution_id.rsplit("_", 1)[-1]) + "_"
+        latest = [u for u in pending if suffix in u.rsplit("/", 1)[-1]]
+        return latest, [u for u in pending if u not in latest]
+
+    def _verify(self, uris: list[str]) -> list[tuple[StagedFileRef, TableSchema]]:
+        """Every file exists under the table's exact prefix; its footer gives rows and schema."""
+        prefix = table_data_prefix(
+            self.app.stage_for(self.pipeline)[1].incremental_path,
+            self.pipeline.s3.isolation_prefix,
+            self.pipeline.source,
+            self.schema_name,
+            self.source_table,
+        )
+        listed = {obj.key: obj.size for obj in self.stage.list(prefix)}
+        refs: list[tuple[StagedFileRef, TableSchema]] = []
+        for uri in uris:
+            key = self.stage.key_of(uri)
+            if key not in listed:
+                raise StageError(
+                    f"staged file {uri} is missing from {self.stage.uri(prefix)}; "
+                    "restore it, or remove it from the watermark with 'watermark reset'"
+                )
+            footer = read_footer(self.stage, key, listed[key])
+            ref = StagedFileRef(uri, key, listed[key], footer.num_rows)
+            refs.append((ref, footer.table_schema))
+        return refs
+
+    def _transaction(
+        self,
+        conn: Any,
+        wm: Watermark,
+        groups: list[tuple[TableSchema, list[StagedFileRef]]],
+        superseded: list[str],
+    ) -> int:
+        total = 0
+        with conn.cursor() as cur:
+            try:
+                for n, (schema, files) in enumerate(groups):
+                    target_cols = self._ensure_table(cur, schema)
+                    total += self._load_group(cur, schema, files, target_cols, n)
+                self._insert_ledger(cur, wm.table_name, groups, superseded)
+            except (LoadError, DataError, StageError):
+                raise
+            except Exception as exc:
+                raise LoadError(
+                    f"loading {self.table_name} into {self.target_cfg.type} target "
+                    f"{self.pipeline.target} failed: {_first_line(exc)}"
+                ) from None
+        conn.commit()
+        return total
+
+    def _ensure_table(self, cur: Any, schema: TableSchema) -> dict[str, TargetColumn]:
+        existing = self._target_columns(cur)
+        if not existing:
+            pk = self._primary_key(schema)
+            cur.execute(
+                self.dialect.create_table_sql(self.target_schema, self.target_table, schema, pk)
+            )
+            return self._target_columns(cur)
+        table = quote_pg_table(self.target_schema, self.target_table)
+        for col in schema.columns:
+            wanted = self.dialect.column_type(col)
+            have = existing.get(col.target_name)
+            if have is None:
+                cur.execute(f"ALTER TABLE {table} ADD COLUMN {quote_pg(col.target_name)} {wanted}")
+                log.info("added column", table=self.target_table, column=col.target_name)
+                continue
+            if (
+                type_family(wanted) != type_family(have.data_type)
+                and type_family(have.data_type) != "text"
+            ):
+                raise LoadError(
+                    f"target column {self.target_table}.{col.target_name} is {have.sql_type()} "
+                    f"but the source column {col.name} is now {wanted}: incompatible types; "
+                    "alter or recreate the target column"
+                )
+            length = _varchar_length(wanted)
+            if length and have.char_length and have.char_length < length:
+                cur.execute(
+                    self.dialect.widen_varchar_sql(
+                        self.target_schema, self.target_table, col.target_name, length
+                    )
+                )
+        return self._target_columns(cur)
+
+    def _target_columns(self, cur: Any) -> dict[str, TargetColumn]:
+        cur.execute(
+            "SELECT column_name, data_type, character_maximum_length, numeric_precision, "
+            "numeric_scale FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (self.target_schema, self.target_table),
+        )
+        return {
+            row[0]: TargetColumn(row[0], str(row[1]).lower(), row[2], row[3], row[4])
+            for row in cur.fetchall()
+        }
+
+    def _primary_key(self, schema: TableSchema) -> list[str]:
+        names = self.table.primary_key or list(schema.primary_key)
+        return [normalize_column_name(n) for n in names]
+
+    def _write_mode(self, pk: list[str]) -> str:
+        if self.table.cdc_strategy == "full_sync":
+            return {"replace": "replace", "append": "append"}.get(
+                self.table.full_sync_mode, "merge"
+            )
+        mode = self.table.write_mode or ("merge" if pk else "append")
+        if mode == "merge" and not pk:
+            raise LoadError(
+                f"table {self.table_name}: write_mode merge needs a primary key; set primary_key"
+            )
+        return mode
+
+    def _load_group(
+        self,
+        cur: Any,
+        schema: TableSchema,
+        files: list[StagedFileRef],
+        target_cols: dict[str, TargetColumn],
+        n: int,
+    ) -> int:
+        staging = f"stg_{key_part(self.target_table)[:40]}_{n}"
+        cur.execute(f"DROP TABLE IF EXISTS {quote_pg(staging)}")
+        cur.execute(self.dialect.staging_sql(staging, schema))
+        slug = table_slug(self.pipeline.source, self.schema_name, self.source_table)
+        prefix = f"manifests/{slug}/{self.execution_id}_{n}_"
+        counted = self.dialect.fill_staging(cur, self.stage, staging, schema, files, prefix)
+        expected = sum(f.rows for f in files)
+        if counted != expected:
+            raise LoadError(
+                f"staging of {self.table_name} holds {counted} rows but the files' "
+                f"Parquet footers say {expected}; nothing was committed"
+            )
+        pk = self._primary_key(schema)
+        mode = self._write_mode(pk)
+        target = quote_pg_table(self.target_schema, self.target_table)
+        cols = [c.target_name for c in schema.columns]
+        col_list = ", ".join(quote_pg(c) for c in cols)
+        select = ", ".join(
+            _cast(c, self.dialect.column_type(schema.columns[i]), target_cols.get(c))
+            for i, c in enumerate(cols)
+        )
+        if mode == "merge":
+            order = self._dedup_order(schema, pk)
+            keys = " AND ".join(f"t.{quote_pg(k)} = s.{quote_pg(k)}" for k in pk)
+            partition = ", ".join(quote_pg(k) for k in pk)
+            cur.execute(f"DELETE FROM {target} t USING {quote_pg(staging)} s WHERE {keys}")
+            cur.execute(
+                f"INSERT INTO {target} ({col_list}) SELECT {select} FROM ("
+                f"SELECT *, ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) "
+                f"AS __rn FROM {quote_pg(staging)}) d WHERE __rn = 1"
+            )
+        else:
+            if mode == "replace":
+                # DELETE, never TRUNCATE: TRUNCATE commits implicitly on Redshift.
+                # https://docs.aws.amazon.com/redshift/latest/dg/r_TRUNCATE.html
+                cur.execute(f"DELETE FROM {target}")
+            cur.execute(
+                f"INSERT INTO {target} ({col_list}) SELECT {select} FROM {quote_pg(staging)}"
+            )
+        cur.execute(f"DROP TABLE {quote_pg(staging)}")
+        return counted
+
+    def _dedup_order(self, schema: TableSchema, pk: list[str]) -> str:
+        cursor_cols = [self.table.cdc_timestamp_column, self.table.cdc_id_column]
+        names = [normalize_column_name(c) for c in cursor_cols if c]
+        names = [n for n in names if any(col.target_name == n for col in schema.columns)]
+        return ", ".join(f"{quote_pg(n)} DESC" for n in names or pk)
+
+    def _insert_ledger(
+        self,
+        cur: Any,
+        table_name: str,
+        groups: list[tuple[TableSchema, list[StagedFileRef]]],
+        superseded: list[str],
+    ) -> None:
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        rows = [(f.uri, table_name, f.rows, now, self.execution_id) for _, fs in groups for f in fs]
+        rows += [(uri, table_name, 0, now, self.execution_id) for uri in superseded]
+        ledger = quote_pg_table(self.target_schema, LEDGER_TABLE)
+        for start in range(0, len(rows), 500):
+            part = rows[start : start + 500]
+            values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(part))
+            flat = [v for row in part for v in row]
+            cur.execute(
+                f'INSERT INTO {ledger} ("file_key", "table_name", "rows", "loaded_at", '
+                f'"execution_id") VALUES {values}',
+                flat,
+            )
+
+
+# ---------------------------------------------------------------------- helpers
+def _mark_processed(wm: Watermark, uris: list[str]) -> None:
+    done = set(uris)
+    wm.backup_s3_files = [u for u in wm.backup_s3_files if u not in done]
+    wm.processed_s3_files.extend(u for u in uris if u not in wm.processed_s3_files)
+
+
+def _group_by_schema(
+    verified: list[tuple[StagedFileRef, TableSchema]],
+) -> list[tuple[TableSchema, list[StagedFileRef]]]:
+    """Consecutive files with the same embedded table schema load together."""
+    groups: list[tuple[TableSchema, list[StagedFileRef]]] = []
+    for ref, schema in verified:
+        if not groups or groups[-1][0] != schema:
+            groups.append((schema, []))
+        groups[-1][1].append(ref)
+    return groups
+
+
+def _varchar_length(sql_type: str) -> int | None:
+    upper = sql_type.upper()
+    if upper.startswith("VARCHAR(") and upper.endswith(")"):
+        return int(upper[8:-1])
+    return None
+
+
+def _canonical(sql_type: str) -> str:
+    """One spelling per type, DDL or information_schema (VARCHAR lengths ignored)."""
+    t = sql_type.lower().replace("decimal", "numeric")
+    if t.startswith(("varchar", "character varying")):
+        return "varchar"
+    return {"timestamp without time zone": "timestamp", "int": "integer"}.get(t, t)
+
+
+def _cast(name: str, staged_type: str, target: TargetColumn | None) -> str:
+    """The staging column, cast when the existing target column has another type."""
+    quoted = quote_pg(name)
+    if target is None or _canonical(staged_type) == _canonical(target.sql_type()):
+        return quoted
+    return f"CAST({quoted} AS {target.sql_type()})"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

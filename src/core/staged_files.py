@@ -1,0 +1,83 @@
+"""Facts about staged Parquet files read from their footers only.
+
+The load stage needs each file's row count and the table schema the backup
+stage embedded in it; both live in the Parquet footer, so only the tail of
+each object is fetched (one ranged GET on S3), however large the file.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from src.backup.mysql_schema import TableSchema
+from src.backup.parquet_sink import SCHEMA_METADATA_KEY
+from src.core.stage import Stage
+from src.errors import DataError
+
+_TAIL = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Footer:
+    """Row count and embedded table schema of one staged file."""
+
+    num_rows: int
+    table_schema: TableSchema
+
+
+def read_footer(stage: Stage, key: str, size: int) -> Footer:
+    """Parse the footer of the Parquet object ``key`` (``size`` bytes long)."""
+    where = stage.uri(key)
+    if size < 12:
+        raise DataError(f"staged file {where} is too small to be Parquet")
+    tail = stage.get_range(key, max(0, size - _TAIL), size)
+    if tail[-4:] != b"PAR1":
+        raise DataError(f"staged file {where} is not a Parquet file")
+    (footer_len,) = struct.unpack("<I", tail[-8:-4])
+    if footer_len + 8 > len(tail):
+        tail = stage.get_range(key, size - footer_len - 8, size)
+    meta = pq.read_metadata(pa.PythonFile(_TailFile(tail, size), mode="r"))
+    raw = (meta.metadata or {}).get(SCHEMA_METADATA_KEY)
+    if raw is None:
+        raise DataError(
+            f"staged file {where} carries no table schema: it was not written by this tool"
+        )
+    return Footer(meta.num_rows, TableSchema.from_json(raw))
+
+
+class _TailFile(io.RawIOBase):
+    """A read-only file of ``size`` bytes of which only the tail is known."""
+
+    def __init__(self, tail: bytes, size: int) -> None:
+        self._tail = tail
+        self._size = size
+        self._start = size - len(tail)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        if self._pos < self._start:
+            raise OSError("only the footer of this file was fetched")
+        chunk = self._tail[self._pos - self._start : self._pos - self._start + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)

@@ -1,0 +1,137 @@
+"""What the load protocol needs from a target database, and what both share.
+
+A :class:`TargetDialect` knows its type map, its DDL extras and how to fill a
+staging table from staged files; everything else (ledger, merge, schema
+evolution, transaction) is the one protocol in :mod:`src.core.load_stage`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from src.backup.mysql_schema import ColumnSpec, TableSchema
+from src.core.stage import Stage
+from src.utils.naming import quote_pg, quote_pg_table
+
+LEDGER_TABLE = "s3_backup_load_ledger"
+
+
+@dataclass(frozen=True)
+class StagedFileRef:
+    """One file to load: its watermark URI, stage key, and Parquet facts."""
+
+    uri: str
+    key: str
+    size: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class TargetColumn:
+    """A column as the target database reports it."""
+
+    name: str
+    data_type: str  # information_schema.columns.data_type, lowercased
+    char_length: int | None
+    precision: int | None
+    scale: int | None
+
+    def sql_type(self) -> str:
+        """The type as DDL spells it (for casts)."""
+        if self.data_type in ("character varying", "varchar") and self.char_length:
+            return f"VARCHAR({self.char_length})"
+        if self.data_type in ("character", "char") and self.char_length:
+            return f"CHAR({self.char_length})"
+        if self.data_type == "numeric" and self.precision is not None:
+            return f"NUMERIC({self.precision},{self.scale or 0})"
+        return self.data_type.upper()
+
+
+# Families of types a value can move between by an explicit cast without loss of meaning.
+_FAMILIES = {
+    "smallint": "number",
+    "integer": "number",
+    "bigint": "number",
+    "numeric": "number",
+    "decimal": "number",
+    "real": "number",
+    "double precision": "number",
+    "boolean": "bool",
+    "character varying": "text",
+    "varchar": "text",
+    "character": "text",
+    "char": "text",
+    "text": "text",
+    "jsonb": "text",
+    "json": "text",
+    "date": "time",
+    "timestamp without time zone": "time",
+    "timestamp with time zone": "time",
+    "timestamp": "time",
+    "bytea": "binary",
+    "varbyte": "binary",
+    "binary varying": "binary",
+}
+
+
+def type_family(data_type: str) -> str:
+    """The family of a type name (``number``, ``text``, ``time``, ``bool``, ``binary``)."""
+    base = data_type.lower().split("(")[0].strip()
+    return _FAMILIES.get(base, base)
+
+
+class TargetDialect(ABC):
+    """One target database's differences from the shared load protocol."""
+
+    name: str
+
+    @abstractmethod
+    def column_type(self, col: ColumnSpec) -> str:
+        """The target type of a source column (SPEC §7)."""
+
+    def table_options(self, schema: TableSchema, source_table: str) -> str:
+        """Clauses after the column list of CREATE TABLE (Redshift: DISTSTYLE/SORTKEY)."""
+        return ""
+
+    def create_table_sql(
+        self, target_schema: str, table: str, schema: TableSchema, pk: list[str]
+    ) -> str:
+        """``CREATE TABLE IF NOT EXISTS`` from the staged schema."""
+        cols = [
+            f"{quote_pg(c.target_name)} {self.column_type(c)}" + ("" if c.nullable else " NOT NULL")
+            for c in schema.columns
+        ]
+        if pk:
+            cols.append(f"PRIMARY KEY ({', '.join(quote_pg(k) for k in pk)})")
+        body = ",\n  ".join(cols)
+        extra = self.table_options(schema, f"{schema.schema}.{schema.table}")
+        return (
+            f"CREATE TABLE IF NOT EXISTS {quote_pg_table(target_schema, table)} (\n  {body}\n)"
+            + (f" {extra}" if extra else "")
+        )
+
+    def staging_sql(self, staging: str, schema: TableSchema) -> str:
+        """A session-local staging table with exactly the staged files' columns."""
+        cols = ", ".join(f"{quote_pg(c.target_name)} {self.column_type(c)}" for c in schema.columns)
+        return f"CREATE TEMP TABLE {quote_pg(staging)} ({cols})"
+
+    def widen_varchar_sql(self, target_schema: str, table: str, column: str, length: int) -> str:
+        """Make a VARCHAR column longer."""
+        return (
+            f"ALTER TABLE {quote_pg_table(target_schema, table)} "
+            f"ALTER COLUMN {quote_pg(column)} TYPE VARCHAR({length})"
+        )
+
+    @abstractmethod
+    def fill_staging(
+        self,
+        cursor: Any,
+        stage: Stage,
+        staging: str,
+        schema: TableSchema,
+        files: list[StagedFileRef],
+        load_prefix: str,
+    ) -> int:
+        """Load ``files`` into the staging table; return the rows the database counted."""
