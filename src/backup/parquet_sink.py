@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from src.core.stage import Stage
 from src.errors import StageError
+from src.utils.faults import fault_point
 
 SCHEMA_METADATA_KEY = b"s3_backup.table_schema"
 _QUEUE_DEPTH = 4  # batches in flight between reader and writer
@@ -142,7 +143,7 @@ class ParquetSink:
             compression=self.compression,
             coerce_timestamps="us",
             allow_truncated_timestamps=False,
-            use_dictionary=True,
+            use_dictionary=False,  # measured: half the write time, smaller files (§10 table)
             write_statistics=True,
         )
 
@@ -156,4 +157,5 @@ class ParquetSink:
                 f"{uploaded} bytes stored, {size} written"
             )
         os.unlink(path)
+        fault_point("after_upload")
         self.on_uploaded(StagedFile(key, self.stage.uri(key), rows, size, position))

@@ -31,6 +31,7 @@ from src.core.targets.base import (
     type_family,
 )
 from src.errors import DataError, LoadError, StageError
+from src.utils.faults import fault_point
 from src.utils.logging_setup import get_logger
 from src.utils.naming import (
     key_part,
@@ -172,6 +173,7 @@ class TableLoad:
                 if "1023" not in str(exc) or attempt > _SERIALIZABLE_RETRIES:
                     raise
                 time.sleep(2**attempt)
+        fault_point("after_load_commit")
         _mark_processed(wm, [r.uri for r in refs] + superseded)
         state = wm.redshift_state
         state.total_rows += rows
