@@ -21,7 +21,7 @@ import pyarrow as pa
 from src.backup.mysql_reader import MySQLEndpoint, make_reader
 from src.backup.mysql_schema import TableSchema, TypePolicy, load_table_schema
 from src.backup.parquet_sink import ParquetSink, StagedFile
-from src.backup.row_based import Position, RowBasedBackupStrategy
+from src.backup.row_based import Position, RowBasedBackupStrategy, Window
 from src.config.settings import (
     AppConfig,
     PipelineConfig,
@@ -52,6 +52,7 @@ class BackupResult:
     nul_chars: int = 0
     truncated: int = 0
     null_cursor_rows: int = 0
+    estimated_rows: int = 0
     reader: str = ""
     watermark_before: dict[str, Any] = field(default_factory=dict)
     watermark_after: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +62,27 @@ class BackupResult:
     def rows_per_second(self) -> float:
         """Throughput of the run."""
         return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    """What a run will do, fixed at its start (also what ``--dry-run`` prints)."""
+
+    schema: TableSchema
+    strategy: RowBasedBackupStrategy
+    window: Window
+    start: Position
+    chunk_size: int
+    chunk_source: str
+    rows_per_file: int
+    rows_per_file_source: str
+    estimated_rows: int
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """An empty cursor range: the table has no row a cursor can reach."""
+        incremental = self.strategy.kind not in ("full_sync", "custom_sql")
+        return incremental and self.window.hi_ts is None and self.window.hi_id is None
 
 
 @dataclass(frozen=True)
@@ -134,16 +156,62 @@ class TableBackup:
         result.watermark_after = _position_of(wm)
         return result
 
-    def _run(self, wm: Watermark, endpoint: Any, result: BackupResult) -> None:
-        src = self.connections.source_config(self.pipeline.source)
-        with self.connections.mysql(self.pipeline.source, endpoint) as conn:
-            schema = load_table_schema(
-                conn, self.schema_name, self.source_table, type_policy(self.table)
+    def plan(self, conn: Any, wm: Watermark) -> BackupPlan:
+        """Schema, strategy, window, start and sizes of a run (reads MySQL, changes nothing)."""
+        schema = load_table_schema(
+            conn, self.schema_name, self.source_table, type_policy(self.table)
+        )
+        strategy = RowBasedBackupStrategy(self.table, schema)
+        with conn.cursor() as cur:
+            window = strategy.window(cur)
+            cur.execute(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                (self.schema_name, self.source_table),
             )
-            strategy = RowBasedBackupStrategy(self.table, schema)
-            with conn.cursor() as cur:
-                window = strategy.window(cur)
+            row = cur.fetchone()
+        if self.table.cdc_strategy == "full_sync" and self.table.full_sync_mode != "paginate":
+            start = Position()  # every run reads the whole table
+        else:
+            start = strategy.start_position(wm.mysql_state.last_timestamp, wm.mysql_state.last_id)
+        chunk_size, source = resolve_chunk_size(self.pipeline, self.table)
+        rows_per_file, file_source = resolve_rows_per_file(self.app, self.pipeline, self.table)
+        if strategy.kind == "timestamp_only":
+            # Files end only at chunk ends, where groups of equal timestamps are whole.
+            chunk_size = min(chunk_size, rows_per_file)
+        if self.options.limit is not None:
+            chunk_size = min(chunk_size, self.options.limit)
+        return BackupPlan(
+            schema=schema,
+            strategy=strategy,
+            window=window,
+            start=start,
+            chunk_size=chunk_size,
+            chunk_source=source,
+            rows_per_file=rows_per_file,
+            rows_per_file_source=file_source,
+            estimated_rows=int(row[0] or 0) if row else 0,
+        )
+
+    def reader_endpoint(self, endpoint: Any) -> MySQLEndpoint:
+        """The reader's view of the source (after any tunnel)."""
+        src = self.connections.source_config(self.pipeline.source)
+        return MySQLEndpoint(
+            host=endpoint.host,
+            port=endpoint.port,
+            user=src.username,
+            password=src.password.get_secret_value(),
+            database=src.database,
+            connect_timeout=src.connect_timeout,
+        )
+
+    def _run(self, wm: Watermark, endpoint: Any, result: BackupResult) -> None:
+        with self.connections.mysql(self.pipeline.source, endpoint) as conn:
+            plan = self.plan(conn, wm)
+        strategy, schema, window = plan.strategy, plan.schema, plan.window
+        chunk_size, rows_per_file = plan.chunk_size, plan.rows_per_file
         result.null_cursor_rows = window.null_cursor_rows
+        result.estimated_rows = plan.estimated_rows
         if window.null_cursor_rows:
             message = (
                 f"table {self.table_name}: {window.null_cursor_rows} rows have a NULL cursor "
@@ -152,42 +220,17 @@ class TableBackup:
             if self.table.null_cursor == "error":
                 raise DataError(message + " (null_cursor: error)")
             log.warning(message)
-        if self.table.cdc_strategy == "full_sync" and self.table.full_sync_mode != "paginate":
-            pos = Position()  # every run reads the whole table
-        else:
-            pos = strategy.start_position(wm.mysql_state.last_timestamp, wm.mysql_state.last_id)
-        if (
-            window.hi_ts is None
-            and window.hi_id is None
-            and strategy.kind
-            not in (
-                "full_sync",
-                "custom_sql",
-            )
-        ):
+        if plan.nothing_to_do:
             log.info("nothing to back up", table=self.table_name)
             return
-        chunk_size, source = resolve_chunk_size(self.pipeline, self.table)
-        rows_per_file, file_source = resolve_rows_per_file(self.app, self.pipeline, self.table)
-        if strategy.kind == "timestamp_only":
-            # Files end only at chunk ends, where groups of equal timestamps are whole.
-            chunk_size = min(chunk_size, rows_per_file)
-        if self.options.limit is not None:
-            chunk_size = min(chunk_size, self.options.limit)
         log.info(
-            f"Using batch size: {chunk_size} ({source})",
+            f"Using batch size: {chunk_size} ({plan.chunk_source})",
             table=self.table_name,
             rows_per_file=rows_per_file,
-            rows_per_file_source=file_source,
+            rows_per_file_source=plan.rows_per_file_source,
         )
-        reader_endpoint = MySQLEndpoint(
-            host=endpoint.host,
-            port=endpoint.port,
-            user=src.username,
-            password=src.password.get_secret_value(),
-            database=src.database,
-            connect_timeout=src.connect_timeout,
-        )
+        reader_endpoint = self.reader_endpoint(endpoint)
+        pos = plan.start
         session_rows = 0
 
         def uploaded(staged: StagedFile) -> None:

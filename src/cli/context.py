@@ -79,5 +79,8 @@ def emit_json(data: Any) -> None:
 
 
 def info(message: str) -> None:
-    """A human message on stderr (stdout is for data and reports)."""
-    click.echo(message, file=sys.stderr)
+    """A human message on stderr (stdout is for data and reports); silent under -q."""
+    ctx = click.get_current_context(silent=True)
+    app = ctx.find_object(AppContext) if ctx else None
+    if app is None or not app.quiet:
+        click.echo(message, file=sys.stderr)

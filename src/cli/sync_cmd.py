@@ -1,10 +1,19 @@
-"""``sync pipeline``: back up (and load) the tables of a pipeline."""
+"""``sync pipeline``: back up and load the tables of a pipeline."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from src.cli.context import AppContext, info, pass_app, pipeline_option, table_option
+from src.cli.context import (
+    AppContext,
+    emit_json,
+    info,
+    pass_app,
+    pipeline_option,
+    table_option,
+)
 
 
 @click.group("sync")
@@ -19,6 +28,18 @@ def sync_group() -> None:
 @click.option("--redshift-only", is_flag=True, help="Only stage -> target (no MySQL needed).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most N rows extracted this run.")
 @click.option("--max-chunks", type=click.IntRange(min=1), help="At most M chunks this run.")
+@click.option("--dry-run", is_flag=True, help="Print what would happen; change nothing.")
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    help="Tables at once (default: processing.max_parallel_tables, else 1).",
+)
+@click.option(
+    "--json-output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write the JSON run report to PATH ('-' = stdout).",
+)
+@click.option("--s3-completion-bucket", help="Also write completion markers to this bucket.")
 @click.option(
     "--reader",
     type=click.Choice(["auto", "connectorx", "pymysql"]),
@@ -35,15 +56,53 @@ def sync_pipeline(
     redshift_only: bool,
     limit: int | None,
     max_chunks: int | None,
+    dry_run: bool,
+    parallel: int | None,
+    json_output: str | None,
+    s3_completion_bucket: str | None,
     reader: str,
 ) -> int:
-    """Copy tables of PIPELINE (-t repeatable; default every table)."""
-    from src.core.sync_runner import SyncOptions, TableOutcome, run_sync
+    """Copy tables of PIPELINE from MySQL through the stage into the target.
+
+    Each -t (repeatable; default: every table of the pipeline) runs in
+    isolation: exit 0 when all succeed, 3 when some fail, else the failure's
+    code (SPEC §9). A run stopped by --limit or --max-chunks is a success; the
+    next run resumes where it stopped.
+    """
+    from src.core.sync_runner import SyncOptions
 
     if backup_only and redshift_only:
         raise click.UsageError("--backup-only and --redshift-only are mutually exclusive")
+    options = SyncOptions(
+        backup_only=backup_only,
+        redshift_only=redshift_only,
+        limit=limit,
+        max_chunks=max_chunks,
+        reader=reader,
+        parallel=parallel,
+    )
+    if dry_run:
+        return _dry_run(ctx, pipeline, list(tables), options, json_output)
+    return _run(ctx, pipeline, list(tables), options, json_output, s3_completion_bucket)
+
+
+def _run(
+    ctx: AppContext,
+    pipeline: str,
+    tables: list[str],
+    options: Any,
+    json_output: str | None,
+    completion_bucket: str | None,
+) -> int:
+    from src.cli.progress import LiveProgress
+    from src.core.connection_registry import get_pipeline
+    from src.core.run_report import build_report, write_completion_markers, write_report
+    from src.core.sync_runner import TableOutcome, run_sync
+
+    progress = LiveProgress()
 
     def done(outcome: TableOutcome) -> None:
+        progress.done(outcome.table)
         if outcome.status != "success":
             info(f"✗ {outcome.table}: {outcome.error_message}")
             return
@@ -59,12 +118,54 @@ def sync_pipeline(
             parts.append(f"{loaded.rows:,} rows loaded from {loaded.files} files")
         info(f"✓ {outcome.table}: {'; '.join(parts)}; {outcome.seconds:.1f}s")
 
-    options = SyncOptions(
-        backup_only=backup_only,
-        redshift_only=redshift_only,
-        limit=limit,
-        max_chunks=max_chunks,
-        reader=reader,
-    )
-    run = run_sync(ctx.config(), pipeline, list(tables), options, on_table_done=done)
+    app = ctx.config()
+    run = run_sync(app, pipeline, tables, options, on_table_done=done, on_progress=progress.update)
+    report = build_report(run)
+    if json_output == "-":
+        emit_json(report)
+    elif json_output:
+        write_report(json_output, report)
+    if completion_bucket:
+        write_completion_markers(app, get_pipeline(app, pipeline), completion_bucket, report)
     return run.exit_code
+
+
+def _dry_run(
+    ctx: AppContext, pipeline: str, tables: list[str], options: Any, json_output: str | None
+) -> int:
+    from src.core.dry_run import dry_run
+    from src.core.run_report import write_report
+
+    plans = dry_run(ctx.config(), pipeline, tables, options)
+    if json_output == "-":
+        emit_json({"dry_run": True, "pipeline": pipeline, "tables": plans})
+        return 0
+    if json_output:
+        write_report(json_output, {"dry_run": True, "pipeline": pipeline, "tables": plans})
+    for plan in plans:
+        click.echo(f"{plan['table']} (dry run: nothing is changed)")
+        if "strategy" in plan:
+            window = plan["window"]
+            click.echo(f"  strategy: {plan['strategy']}")
+            click.echo(
+                f"  window: after {window['after']['timestamp']} / id {window['after']['id']}"
+                f" up to {window['up_to']['timestamp']} / id {window['up_to']['id']}"
+            )
+            click.echo(f"  select: {plan['select'] or '(nothing new: no query)'}")
+            click.echo(
+                f"  chunk size: {plan['chunk_size']:,} ({plan['chunk_size_source']}); "
+                f"rows per file: {plan['rows_per_file']:,}"
+            )
+            click.echo(
+                f"  estimated rows: {plan['estimated_rows']:,} (information_schema); "
+                f"NULL cursor rows: {plan['null_cursor_rows']:,}"
+            )
+        if "files_to_load" in plan:
+            ddl = plan["target_ddl"]
+            click.echo("  target DDL: " + ("(none: the table is up to date)" if not ddl else ""))
+            for statement in ddl:
+                click.echo("    " + statement.replace("\n", "\n    "))
+            click.echo(f"  files to load now: {len(plan['files_to_load'])}")
+            for uri in plan["files_to_load"]:
+                click.echo(f"    {uri}")
+    return 0

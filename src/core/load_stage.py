@@ -242,25 +242,31 @@ class TableLoad:
         return total
 
     def _ensure_table(self, cur: Any, schema: TableSchema) -> dict[str, TargetColumn]:
+        for statement in self.ddl_changes(cur, schema):
+            log.info("target DDL", table=self.target_table, sql=statement)
+            cur.execute(statement)
+        return self._target_columns(cur)
+
+    def ddl_changes(self, cur: Any, schema: TableSchema) -> list[str]:
+        """CREATE TABLE, or the ADD COLUMN / widening statements the staged schema needs."""
         existing = self._target_columns(cur)
         if not existing:
             pk = self._primary_key(schema)
-            cur.execute(
+            return [
                 self.dialect.create_table_sql(self.target_schema, self.target_table, schema, pk)
-            )
-            return self._target_columns(cur)
+            ]
         table = quote_pg_table(self.target_schema, self.target_table)
+        changes = []
         for col in schema.columns:
             wanted = self.dialect.column_type(col)
             have = existing.get(col.target_name)
             if have is None:
-                cur.execute(f"ALTER TABLE {table} ADD COLUMN {quote_pg(col.target_name)} {wanted}")
-                log.info("added column", table=self.target_table, column=col.target_name)
+                changes.append(
+                    f"ALTER TABLE {table} ADD COLUMN {quote_pg(col.target_name)} {wanted}"
+                )
                 continue
-            if (
-                type_family(wanted) != type_family(have.data_type)
-                and type_family(have.data_type) != "text"
-            ):
+            family = type_family(have.data_type)
+            if type_family(wanted) != family and family != "text":
                 raise LoadError(
                     f"target column {self.target_table}.{col.target_name} is {have.sql_type()} "
                     f"but the source column {col.name} is now {wanted}: incompatible types; "
@@ -268,12 +274,35 @@ class TableLoad:
                 )
             length = _varchar_length(wanted)
             if length and have.char_length and have.char_length < length:
-                cur.execute(
+                changes.append(
                     self.dialect.widen_varchar_sql(
                         self.target_schema, self.target_table, col.target_name, length
                     )
                 )
-        return self._target_columns(cur)
+        return changes
+
+    def plan(self) -> tuple[list[str], list[str]]:
+        """``(files that would load, DDL it would run)`` without changing anything."""
+        wm = self.watermarks.read()
+        with self.connect() as conn:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.tables "
+                    "WHERE table_schema = %s AND table_name = %s",
+                    (self.target_schema, LEDGER_TABLE),
+                )
+                has_ledger = bool(cur.fetchone()[0])
+            loaded = self._ledger_keys(conn, wm.table_name) if has_ledger else set()
+            pending = [u for u in wm.backup_s3_files if u not in loaded]
+            pending, _ = self._snapshot_files(wm, pending)
+            ddl: list[str] = []
+            if pending:
+                verified = self._verify(pending)
+                with conn.cursor() as cur:
+                    for schema, _files in _group_by_schema(verified):
+                        ddl.extend(self.ddl_changes(cur, schema))
+            conn.rollback()
+        return pending, ddl
 
     def _target_columns(self, cur: Any) -> dict[str, TargetColumn]:
         cur.execute(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from src.config.settings import StageConfig
-from src.errors import ConfigError, SourceConnectionError, StageError
+from src.errors import ConfigError, StageError
 
 # AWS caps ListObjectsV2 pages and DeleteObjects batches at 1000 keys.
 # https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
@@ -249,12 +249,13 @@ class S3Stage:
         )
         self._endpoint = cfg.endpoint_url or "AWS S3"
 
-    def _fail(self, action: str, exc: Exception) -> StageError | SourceConnectionError:
+    def _fail(self, action: str, exc: Exception) -> StageError:
         from botocore.exceptions import ClientError, EndpointConnectionError
 
         where = f"S3 bucket {self.bucket} ({self._endpoint})"
         if isinstance(exc, EndpointConnectionError):
-            return SourceConnectionError(f"{where}: cannot connect while trying to {action}")
+            # Issue #5: an unreachable S3 is a stage error (exit 5), like any other S3 failure.
+            return StageError(f"{where}: cannot connect while trying to {action}")
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "?")
             return StageError(f"{where}: {action} failed: {code}")

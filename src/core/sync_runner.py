@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from src.backup.backup_stage import BackupOptions, BackupResult, TableBackup
 from src.config.settings import AppConfig, PipelineConfig
@@ -40,6 +42,7 @@ class SyncOptions:
     limit: int | None = None
     max_chunks: int | None = None
     reader: str = "auto"
+    parallel: int | None = None  # None: the pipeline's processing.max_parallel_tables
 
 
 @dataclass
@@ -50,6 +53,8 @@ class TableOutcome:
     status: str = "success"
     backup: BackupResult | None = None
     load: LoadResult | None = None
+    watermark_before: dict[str, Any] = field(default_factory=dict)
+    watermark_after: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     completed_at: str = ""
     error_type: str | None = None
@@ -112,8 +117,13 @@ def run_sync(
     options: SyncOptions,
     on_table_done: Callable[[TableOutcome], None] | None = None,
     connect: Connect | None = None,
+    on_progress: Callable[[BackupResult], None] | None = None,
 ) -> SyncRun:
-    """Run the requested stages for each table; never raises for one table's failure."""
+    """Run the requested stages for each table, up to ``parallel`` at once.
+
+    Tables are isolated: one table's failure is recorded in its outcome and
+    never stops the others (nor raises here).
+    """
     if options.backup_only and options.redshift_only:
         raise ConfigError("--backup-only and --redshift-only cannot be used together")
     pipeline = get_pipeline(app, pipeline_name)
@@ -128,11 +138,22 @@ def run_sync(
         else "full"
     )
     run = SyncRun(new_execution_id(), pipeline_name, mode, chosen, dt.datetime.now(dt.UTC))
-    for table in chosen:
-        outcome = _run_table(app, pipeline, table, options, run.execution_id, connect)
-        run.outcomes[table] = outcome
+    workers = max(
+        1, min(options.parallel or pipeline.processing.max_parallel_tables or 1, len(chosen))
+    )
+
+    def one(table: str) -> TableOutcome:
+        outcome = _run_table(app, pipeline, table, options, run.execution_id, connect, on_progress)
         if on_table_done:
             on_table_done(outcome)
+        return outcome
+
+    if workers == 1:
+        outcomes = [one(table) for table in chosen]
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="table") as pool:
+            outcomes = list(pool.map(one, chosen))
+    run.outcomes = {o.table: o for o in outcomes}
     run.end_time = dt.datetime.now(dt.UTC)
     return run
 
@@ -153,12 +174,14 @@ def _run_table(
     options: SyncOptions,
     execution_id: str,
     connect: Connect | None,
+    on_progress: Callable[[BackupResult], None] | None,
 ) -> TableOutcome:
     outcome = TableOutcome(table)
     begin = time.perf_counter()
     try:
         watermarks, lock = table_handles(app, pipeline, table, execution_id)
         with lock:
+            outcome.watermark_before = _position(watermarks)
             if not options.redshift_only:
                 backup = TableBackup(
                     app,
@@ -171,6 +194,7 @@ def _run_table(
                         max_chunks=options.max_chunks,
                         reader=options.reader,
                     ),
+                    on_progress=on_progress,
                 )
                 outcome.backup = backup.run()
             if not options.backup_only:
@@ -179,6 +203,7 @@ def _run_table(
                     app, pipeline, table, watermarks, dialect, execution_id, connect=connect
                 )
                 outcome.load = load.run()
+            outcome.watermark_after = _position(watermarks)
     except BackupError as exc:
         outcome.status, outcome.exit_code = "failed", exc.exit_code
         outcome.error_type, outcome.error_message = type(exc).__name__, str(exc)
@@ -190,3 +215,8 @@ def _run_table(
     outcome.seconds = time.perf_counter() - begin
     outcome.completed_at = dt.datetime.now(dt.UTC).isoformat()
     return outcome
+
+
+def _position(watermarks: SimpleWatermarkManager) -> dict[str, Any]:
+    state = watermarks.read().mysql_state
+    return {"last_timestamp": state.last_timestamp, "last_id": state.last_id}

@@ -1,0 +1,74 @@
+"""``sync pipeline --dry-run``: what a run would do, touching nothing (SPEC §4).
+
+Reads MySQL (schema, window, estimate), the watermark and the target (ledger,
+columns); writes nothing anywhere — no lock, no watermark, no file, no table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from src.backup.backup_stage import BackupOptions, TableBackup
+from src.backup.mysql_reader import make_reader
+from src.config.settings import AppConfig
+from src.core.connection_registry import get_pipeline, get_table
+from src.core.load_stage import TableLoad
+from src.core.sync_runner import SyncOptions, make_dialect, table_handles
+from src.utils.naming import new_execution_id
+
+
+def dry_run(
+    app: AppConfig, pipeline_name: str, tables: list[str], options: SyncOptions
+) -> list[dict[str, Any]]:
+    """One description per table of what ``sync pipeline`` would do."""
+    pipeline = get_pipeline(app, pipeline_name)
+    chosen = tables or sorted(pipeline.tables)
+    for table in chosen:
+        get_table(pipeline, table)
+    execution_id = new_execution_id()
+    plans = []
+    for table in chosen:
+        watermarks, _lock = table_handles(app, pipeline, table, execution_id)
+        entry: dict[str, Any] = {"table": table}
+        schema = None
+        if not options.redshift_only:
+            backup = TableBackup(
+                app,
+                pipeline,
+                table,
+                watermarks,
+                BackupOptions(execution_id, options.limit, options.max_chunks, options.reader),
+            )
+            wm = watermarks.read()
+            with backup.connections.source_endpoint(pipeline.source) as endpoint:
+                with backup.connections.mysql(pipeline.source, endpoint) as conn:
+                    plan = backup.plan(conn, wm)
+                query = plan.strategy.chunk_query(plan.start, plan.window, plan.chunk_size)
+                with make_reader(backup.reader_endpoint(endpoint), plan.schema) as reader:
+                    select = reader.render(query.sql, query.params)
+            schema = plan.schema
+            entry.update(
+                strategy=plan.strategy.kind,
+                window={
+                    "after": {"timestamp": plan.start.ts, "id": plan.start.id},
+                    "up_to": {"timestamp": plan.window.hi_ts, "id": plan.window.hi_id},
+                },
+                select=None if plan.nothing_to_do else select,
+                chunk_size=plan.chunk_size,
+                chunk_size_source=plan.chunk_source,
+                rows_per_file=plan.rows_per_file,
+                estimated_rows=plan.estimated_rows,
+                null_cursor_rows=plan.window.null_cursor_rows,
+            )
+        if not options.backup_only:
+            load = TableLoad(
+                app, pipeline, table, watermarks, make_dialect(app, pipeline), execution_id
+            )
+            files, ddl = load.plan()
+            if not ddl and schema is not None:
+                with load.connect() as conn, conn.cursor() as cur:
+                    ddl = load.ddl_changes(cur, schema)
+                    conn.rollback()
+            entry.update(files_to_load=files, target_ddl=ddl)
+        plans.append(entry)
+    return plans
