@@ -238,10 +238,15 @@ class TableBackup:
             session_rows += staged.rows
             last_ts, last_id = strategy.watermark_values(staged.position)
             state = wm.mysql_state
-            if last_ts is not None:
-                state.last_timestamp = last_ts
-            if last_id is not None:
-                state.last_id = last_id
+            # A lookback run re-reads rows before the watermark: never move it backwards.
+            if (last_ts or "", -1 if last_id is None else last_id) > (
+                state.last_timestamp or "",
+                -1 if state.last_id is None else state.last_id,
+            ):
+                if last_ts is not None:
+                    state.last_timestamp = last_ts
+                if last_id is not None:
+                    state.last_id = last_id
             wm.backup_s3_files.append(staged.uri)
             state.total_rows += staged.rows
             state.last_session_rows = session_rows

@@ -11,7 +11,7 @@ import os
 import signal
 
 FAULT_ENV = "BACKUP_TEST_FAULT"
-POINTS = frozenset({"after_upload", "after_load_commit", "after_backup"})
+POINTS = frozenset({"after_upload", "after_manifest", "mid_copy", "after_load_commit"})
 
 
 def fault_point(name: str) -> None:

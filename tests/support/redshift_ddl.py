@@ -323,7 +323,7 @@ def _check_keys(columns: list[ColumnDef], attrs: _TableAttributes) -> None:
         raise RedshiftError(f"{attrs.sort_style.upper()} SORTKEY takes at most {limit} columns")
 
 
-_CREATE = re.compile(
+CREATE_TABLE = re.compile(
     r"\s*CREATE\s+(?:(?:LOCAL\s+)?(?:TEMP|TEMPORARY)\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?",
     re.IGNORECASE,
 )
@@ -334,7 +334,7 @@ def translate_create_table(sql: str, default_schema: str) -> DdlPlan:
 
     Rules: https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_TABLE_NEW.html
     """
-    head = _CREATE.match(sql)
+    head = CREATE_TABLE.match(sql)
     if head is None:
         raise RedshiftError("syntax error in CREATE TABLE")
     toks = [t for t in tokenize(sql) if not t.is_punct(";")]

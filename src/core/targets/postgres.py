@@ -13,6 +13,7 @@ from src.backup.mysql_schema import ColumnSpec, TableSchema
 from src.core.stage import LocalStage, Stage
 from src.core.targets.base import StagedFileRef, TargetDialect
 from src.errors import StageError
+from src.utils.faults import fault_point
 from src.utils.naming import quote_pg
 
 _SIMPLE = {
@@ -75,6 +76,7 @@ class PostgresDialect(TargetDialect):
                 buffer.seek(0)
                 cursor.copy_expert(sql, buffer)
                 total += cursor.rowcount
+                fault_point("mid_copy")
         return total
 
 

@@ -29,6 +29,7 @@ from src.core.stage import Stage
 from src.core.targets.base import StagedFileRef, TargetDialect
 from src.core.targets.redshift_keys import table_keys
 from src.errors import ConfigError, LoadError
+from src.utils.faults import fault_point
 from src.utils.logging_setup import get_logger
 from src.utils.naming import quote_literal, quote_pg
 
@@ -119,6 +120,7 @@ class RedshiftDialect(TargetDialect):
         manifest_key = f"{load_prefix}manifest.json"
         stage.put_bytes(manifest_key, json.dumps(manifest).encode())
         manifest_uri = stage.uri(manifest_key)
+        fault_point("after_manifest")
         log.info("COPY", sql=self.copy_sql(staging, manifest_uri, masked=True))
         try:
             cursor.execute(self.copy_sql(staging, manifest_uri))
