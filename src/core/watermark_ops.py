@@ -1,0 +1,349 @@
+"""Inspect and repair table watermarks: the core of the ``watermark`` commands (SPEC §4, §8).
+
+Reads never take the table's lock; every write (``set``, ``reset``) happens
+while holding it, so a running sync makes the command fail with exit code 7
+instead of interleaving with it. The load ledger in the target is never
+touched here: it records what the target really holds, and keeps a file that
+is already loaded from being loaded twice whatever the watermark says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from src.config.settings import AppConfig, PipelineConfig, TableConfig
+from src.core.connection_registry import find_pipeline_for_table, get_pipeline
+from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
+from src.core.sync_runner import table_handles
+from src.core.table_lock import TableLock
+from src.errors import ConfigError, DataError
+from src.utils.naming import new_execution_id
+
+_TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
+TIMESTAMP_FORMAT = "YYYY-MM-DD HH:MM:SS[.ffffff]"
+
+
+@dataclass(frozen=True)
+class TableHandle:
+    """One table of one pipeline, with its watermark store and lock."""
+
+    pipeline: PipelineConfig
+    table: str
+    config: TableConfig
+    watermarks: SimpleWatermarkManager
+    lock: TableLock
+
+    @property
+    def scoped_name(self) -> str:
+        """``SCOPE:schema.table``, the watermark's ``table_name``."""
+        return f"{self.pipeline.source}:{self.table}"
+
+    def fresh(self) -> Watermark:
+        """An empty document for this table (status pending everywhere)."""
+        return Watermark(
+            table_name=self.scoped_name,
+            target=self.pipeline.target,
+            cdc_strategy=self.config.cdc_strategy,
+        )
+
+
+def operation_id(purpose: str) -> str:
+    """A lock owner for a manual operation, e.g. ``watermark_set_20250926_195438_2f01922d``."""
+    return purpose + new_execution_id().removeprefix("sync")
+
+
+def open_table(
+    app: AppConfig, table: str, pipeline: str | None, purpose: str = "watermark"
+) -> TableHandle:
+    """Resolve ``-t``/``-p`` (the pipeline auto-detected from the table) to a handle."""
+    found = find_pipeline_for_table(app, table, pipeline)
+    watermarks, lock = table_handles(app, found, table, operation_id(purpose))
+    return TableHandle(found, table, found.tables[table], watermarks, lock)
+
+
+# --------------------------------------------------------------------- get
+@dataclass(frozen=True)
+class WatermarkView:
+    """A table's watermark as stored (or the empty one when none is stored yet)."""
+
+    pipeline: str
+    table: str
+    location: str
+    stored: bool
+    watermark: Watermark
+    resume: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The watermark document, JSON-ready."""
+        return self.watermark.model_dump(mode="json")
+
+
+def describe_resume(wm: Watermark, cfg: TableConfig) -> str:
+    """Where the next backup run starts, in the operators' words."""
+    if cfg.cdc_strategy == "full_sync" and cfg.full_sync_mode != "paginate":
+        return f"Next backup re-reads the whole table (full_sync {cfg.full_sync_mode})"
+    state = wm.mysql_state
+    uses_ts = cfg.cdc_strategy != "id_only" and cfg.cdc_timestamp_column is not None
+    uses_id = cfg.cdc_strategy in ("hybrid", "id_only", "full_sync", "custom_sql")
+    parts = []
+    if uses_ts and state.last_timestamp:
+        parts.append(display_timestamp(state.last_timestamp))
+    if uses_id and state.last_id is not None:
+        parts.append(f"id {state.last_id}")
+    if not parts:
+        return "Next incremental backup starts at the beginning of the table"
+    text = "Next incremental backup starts after: " + " / ".join(parts)
+    if cfg.lookback_seconds and uses_ts and state.last_timestamp:
+        text += f" (re-reading the last {cfg.lookback_seconds} s: lookback_seconds)"
+    return text
+
+
+def display_timestamp(value: str | None) -> str:
+    """``2025-09-26T19:54:10.123456`` as operators write it: ``2025-09-26 19:54:10.123456``."""
+    return value.replace("T", " ", 1) if value else "none"
+
+
+def _view(handle: TableHandle, wm: Watermark, stored: bool) -> WatermarkView:
+    return WatermarkView(
+        handle.pipeline.name,
+        handle.table,
+        handle.watermarks.stage.uri(handle.watermarks.key),
+        stored,
+        wm,
+        describe_resume(wm, handle.config),
+    )
+
+
+def get_watermark(app: AppConfig, table: str, pipeline: str | None) -> WatermarkView:
+    """The table's watermark; a table never synced gets the empty (pending) document."""
+    handle = open_table(app, table, pipeline)
+    stored = handle.watermarks.exists()
+    wm = handle.watermarks.read() if stored else handle.fresh()
+    return _view(handle, wm, stored)
+
+
+# --------------------------------------------------------------------- set
+def parse_timestamp(text: str) -> str:
+    """``YYYY-MM-DD HH:MM:SS[.ffffff]`` → the watermark's ISO form (microseconds)."""
+    value = text.strip()
+    try:
+        if not _TIMESTAMP_RE.match(value):
+            raise ValueError("wrong format")
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        reason = "" if str(exc) == "wrong format" else f" ({exc})"
+        raise ConfigError(
+            f"--timestamp {text!r} is not a valid timestamp{reason}: "
+            f"write it as \"{TIMESTAMP_FORMAT}\", e.g. \"2025-09-26 19:54:10.123456\""
+        ) from None
+    return moment.isoformat(timespec="microseconds")
+
+
+@dataclass
+class SetResult:
+    """What ``watermark set`` changed."""
+
+    view: WatermarkView
+    before_timestamp: str | None
+    before_id: int | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _set_notes(cfg: TableConfig, timestamp: str | None, last_id: int | None) -> list[str]:
+    notes = []
+    if cfg.cdc_strategy == "full_sync" and cfg.full_sync_mode != "paginate":
+        notes.append(
+            f"this table uses full_sync {cfg.full_sync_mode}: every run re-reads the whole "
+            "table, so the position is recorded but not used"
+        )
+    elif timestamp is not None and (cfg.cdc_strategy == "id_only" or not cfg.cdc_timestamp_column):
+        notes.append(f"this table uses {cfg.cdc_strategy}: the timestamp is recorded but not used")
+    elif last_id is not None and cfg.cdc_strategy == "timestamp_only":
+        notes.append("this table uses timestamp_only: the id is recorded but not used")
+    return notes
+
+
+def set_watermark(
+    app: AppConfig,
+    table: str,
+    pipeline: str | None,
+    *,
+    timestamp: str | None,
+    last_id: int | None,
+) -> SetResult:
+    """Move the backup position; only what is given changes. Under the table's lock."""
+    if timestamp is None and last_id is None:
+        raise ConfigError("nothing to set: give --timestamp, --id or both")
+    if last_id is not None and last_id < 0:
+        raise ConfigError(f"--id {last_id} is negative: give an id of 0 or more")
+    iso = parse_timestamp(timestamp) if timestamp is not None else None
+    handle = open_table(app, table, pipeline, "watermark_set")
+    with handle.lock:
+        wm = handle.watermarks.read()
+        before = (wm.mysql_state.last_timestamp, wm.mysql_state.last_id)
+        if iso is not None:
+            wm.mysql_state.last_timestamp = iso
+        if last_id is not None:
+            wm.mysql_state.last_id = last_id
+        wm.metadata.manual_override = True
+        wm.metadata.manual_set_time = utc_now_iso()
+        handle.watermarks.write(wm)
+    notes = _set_notes(handle.config, iso, last_id)
+    return SetResult(_view(handle, wm, True), before[0], before[1], notes)
+
+
+# ------------------------------------------------------------------- reset
+@dataclass
+class ResetResult:
+    """What ``watermark reset`` did."""
+
+    view: WatermarkView
+    dropped_awaiting: int = 0
+    dropped_loaded: int = 0
+    kept_awaiting: int = 0
+    kept_loaded: int = 0
+    was_unreadable: bool = False
+
+
+def reset_question(handle: TableHandle, preserve_files: bool) -> str:
+    """The confirmation question, with what the reset will do to this table."""
+    text = (
+        f"Reset the watermark of {handle.scoped_name} (target {handle.pipeline.target})? "
+        "Both stages restart from the beginning of the table"
+    )
+    if preserve_files:
+        text += "; the staged file lists are kept (files awaiting load are still loaded)"
+    else:
+        text += (
+            "; the staged file lists are emptied (the files stay in the stage as orphans "
+            "for 's3clean clean')"
+        )
+    if handle.config.write_mode == "append" or (
+        handle.config.cdc_strategy == "full_sync" and handle.config.full_sync_mode == "append"
+    ):
+        text += ". WARNING: this table is loaded in append mode, so re-extracted rows are "
+        text += "appended again (duplicates) unless you empty the target table first"
+    return text + "."
+
+
+def reset_watermark(
+    app: AppConfig,
+    table: str,
+    pipeline: str | None,
+    *,
+    preserve_files: bool,
+    confirm: Callable[[str], bool] | None = None,
+) -> ResetResult:
+    """Reset both stages' positions and counts, under the table's lock.
+
+    ``confirm`` (when given) is asked before anything changes; a ``False``
+    answer raises :class:`ConfigError` (exit 1) with nothing changed. An
+    unreadable document is replaced (that is the repair path), except with
+    ``preserve_files``, whose file lists cannot be recovered from it.
+    """
+    handle = open_table(app, table, pipeline, "watermark_reset")
+    if confirm is not None and not confirm(reset_question(handle, preserve_files)):
+        raise ConfigError("reset not confirmed; nothing was changed (pass -y to skip the prompt)")
+    with handle.lock:
+        old: Watermark | None
+        try:
+            old = handle.watermarks.read()
+        except DataError:
+            if preserve_files:
+                raise DataError(
+                    f"the watermark of {handle.scoped_name} cannot be parsed, so its file lists "
+                    "cannot be preserved; rerun without --preserve-files"
+                ) from None
+            old = None
+        new = handle.fresh()
+        result = ResetResult(_view(handle, new, True), was_unreadable=old is None)
+        if old is not None:
+            new.metadata.created_at = old.metadata.created_at
+            if preserve_files:
+                new.backup_s3_files = list(old.backup_s3_files)
+                new.processed_s3_files = list(old.processed_s3_files)
+                result.kept_awaiting = len(old.backup_s3_files)
+                result.kept_loaded = len(old.processed_s3_files)
+            else:
+                result.dropped_awaiting = len(old.backup_s3_files)
+                result.dropped_loaded = len(old.processed_s3_files)
+        new.metadata.manual_override = True
+        new.metadata.manual_set_time = utc_now_iso()
+        handle.watermarks.write(new)
+    return result
+
+
+# -------------------------------------------------------------------- list
+@dataclass(frozen=True)
+class TableSummary:
+    """One line of ``watermark list``."""
+
+    pipeline: str
+    table: str
+    target: str
+    stored: bool
+    backup_status: str
+    rows_extracted: int
+    load_status: str
+    rows_loaded: int
+    files_awaiting: int
+    files_loaded: int
+    last_updated: str | None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _summary(handle: TableHandle) -> TableSummary:
+    name, target = handle.pipeline.name, handle.pipeline.target
+    try:
+        stored = handle.watermarks.exists()
+        wm = handle.watermarks.read() if stored else handle.fresh()
+    except DataError as exc:
+        return TableSummary(
+            name, handle.table, target, True, "unreadable", 0, "unreadable", 0, 0, 0, None, str(exc)
+        )
+    times = [
+        t
+        for t in (
+            wm.mysql_state.last_updated,
+            wm.redshift_state.last_updated,
+            wm.metadata.manual_set_time,
+        )
+        if t
+    ]
+    error = wm.mysql_state.error or wm.redshift_state.error
+    return TableSummary(
+        name,
+        handle.table,
+        target,
+        stored,
+        wm.mysql_state.status,
+        wm.mysql_state.total_rows,
+        wm.redshift_state.status,
+        wm.redshift_state.total_rows,
+        len(wm.backup_s3_files),
+        len(wm.processed_s3_files),
+        max(times) if times else None,
+        error,
+    )
+
+
+def list_watermarks(app: AppConfig, pipeline: str | None) -> list[TableSummary]:
+    """Every table of ``pipeline`` (or of every pipeline): both stages at a glance.
+
+    A document that cannot be parsed shows as ``unreadable`` instead of
+    stopping the listing.
+    """
+    chosen = [get_pipeline(app, pipeline)] if pipeline else [app.pipelines[n] for n in sorted(app.pipelines)]
+    rows = []
+    for item in chosen:
+        for table in sorted(item.tables):
+            rows.append(_summary(open_table(app, table, item.name)))
+    return rows
