@@ -87,8 +87,8 @@ def describe_resume(wm: Watermark, cfg: TableConfig) -> str:
     if cfg.cdc_strategy == "full_sync" and cfg.full_sync_mode != "paginate":
         return f"Next backup re-reads the whole table (full_sync {cfg.full_sync_mode})"
     state = wm.mysql_state
-    uses_ts = cfg.cdc_strategy != "id_only" and cfg.cdc_timestamp_column is not None
-    uses_id = cfg.cdc_strategy in ("hybrid", "id_only", "full_sync", "custom_sql")
+    uses_ts = cfg.cdc_strategy != "id_only"
+    uses_id = cfg.cdc_strategy != "timestamp_only"
     parts = []
     if uses_ts and state.last_timestamp:
         parts.append(display_timestamp(state.last_timestamp))
