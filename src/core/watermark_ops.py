@@ -138,7 +138,7 @@ def parse_timestamp(text: str) -> str:
         reason = "" if str(exc) == "wrong format" else f" ({exc})"
         raise ConfigError(
             f"--timestamp {text!r} is not a valid timestamp{reason}: "
-            f"write it as \"{TIMESTAMP_FORMAT}\", e.g. \"2025-09-26 19:54:10.123456\""
+            f'write it as "{TIMESTAMP_FORMAT}", e.g. "2025-09-26 19:54:10.123456"'
         ) from None
     return moment.isoformat(timespec="microseconds")
 
@@ -341,7 +341,11 @@ def list_watermarks(app: AppConfig, pipeline: str | None) -> list[TableSummary]:
     A document that cannot be parsed shows as ``unreadable`` instead of
     stopping the listing.
     """
-    chosen = [get_pipeline(app, pipeline)] if pipeline else [app.pipelines[n] for n in sorted(app.pipelines)]
+    chosen = (
+        [get_pipeline(app, pipeline)]
+        if pipeline
+        else [app.pipelines[n] for n in sorted(app.pipelines)]
+    )
     rows = []
     for item in chosen:
         for table in sorted(item.tables):

@@ -16,6 +16,17 @@ from src.core.stage import Stage
 from src.utils.naming import quote_pg, quote_pg_table
 
 LEDGER_TABLE = "s3_backup_load_ledger"
+# Arrow types whose column type is spelled the same on Redshift and PostgreSQL (SPEC §7).
+COMMON_TYPES = {
+    "int16": "SMALLINT",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "float": "REAL",
+    "double": "DOUBLE PRECISION",
+    "bool": "BOOLEAN",
+    "date32[day]": "DATE",
+    "timestamp[us]": "TIMESTAMP",
+}
 
 
 @dataclass(frozen=True)

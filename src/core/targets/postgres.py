@@ -11,22 +11,11 @@ import pyarrow.parquet as pq
 
 from src.backup.mysql_schema import ColumnSpec, TableSchema
 from src.core.stage import LocalStage, Stage
-from src.core.targets.base import StagedFileRef, TargetDialect
+from src.core.targets.base import COMMON_TYPES, StagedFileRef, TargetDialect
 from src.errors import StageError
 from src.utils.faults import fault_point
 from src.utils.naming import quote_pg
 
-_SIMPLE = {
-    "int16": "SMALLINT",
-    "int32": "INTEGER",
-    "int64": "BIGINT",
-    "float": "REAL",
-    "double": "DOUBLE PRECISION",
-    "bool": "BOOLEAN",
-    "date32[day]": "DATE",
-    "timestamp[us]": "TIMESTAMP",
-    "binary": "BYTEA",
-}
 _BOUNDED_STRINGS = ("char", "varchar", "enum", "set", "time")
 
 
@@ -48,7 +37,7 @@ class PostgresDialect(TargetDialect):
             if col.data_type in _BOUNDED_STRINGS:
                 return "VARCHAR"
             return "TEXT"
-        return _SIMPLE[str(t)]
+        return "BYTEA" if pa.types.is_binary(t) else COMMON_TYPES[str(t)]
 
     def fill_staging(
         self,

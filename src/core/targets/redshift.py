@@ -26,7 +26,7 @@ import pyarrow as pa
 from src.backup.mysql_schema import ColumnSpec, TableSchema
 from src.config.settings import StageConfig, TargetConnection
 from src.core.stage import Stage
-from src.core.targets.base import StagedFileRef, TargetDialect
+from src.core.targets.base import COMMON_TYPES, StagedFileRef, TargetDialect
 from src.core.targets.redshift_keys import table_keys
 from src.errors import ConfigError, LoadError
 from src.utils.faults import fault_point
@@ -36,16 +36,6 @@ from src.utils.naming import quote_literal, quote_pg
 log = get_logger("redshift")
 REDSHIFT_MAX_VARCHAR = 65535
 REDSHIFT_MAX_VARBYTE = 1_024_000
-_SIMPLE = {
-    "int16": "SMALLINT",
-    "int32": "INTEGER",
-    "int64": "BIGINT",
-    "float": "REAL",
-    "double": "DOUBLE PRECISION",
-    "bool": "BOOLEAN",
-    "date32[day]": "DATE",
-    "timestamp[us]": "TIMESTAMP",
-}
 
 
 class RedshiftDialect(TargetDialect):
@@ -73,7 +63,7 @@ class RedshiftDialect(TargetDialect):
         if pa.types.is_binary(t):
             length = col.redshift_length or REDSHIFT_MAX_VARBYTE
             return f"VARBYTE({min(max(length, 1), REDSHIFT_MAX_VARBYTE)})"
-        return _SIMPLE[str(t)]
+        return COMMON_TYPES[str(t)]
 
     def table_options(self, schema: TableSchema, source_table: str) -> str:
         """DISTSTYLE / DISTKEY / SORTKEY from redshift_keys.json (AUTO by default)."""
