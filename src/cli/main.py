@@ -14,8 +14,10 @@ import click
 
 from src.cli.config_cmd import config_group
 from src.cli.context import AppContext
+from src.cli.s3clean_cmd import s3clean_group
 from src.cli.status_cmd import status
 from src.cli.sync_cmd import sync_group
+from src.cli.watermark_cmd import watermark_group
 from src.errors import EXIT_INTERRUPTED, BackupError
 
 
@@ -94,6 +96,8 @@ def cli(
 cli.add_command(status)
 cli.add_command(config_group)
 cli.add_command(sync_group)
+cli.add_command(watermark_group)
+cli.add_command(s3clean_group)
 
 
 if __name__ == "__main__":

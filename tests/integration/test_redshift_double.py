@@ -22,7 +22,7 @@ from tests.support.redshift_double import RedshiftDouble, RedshiftError, redshif
 from tests.support.s3_server import S3Bucket
 
 ROLE = "arn:aws:iam::123456789012:role/redshift-copy"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture
@@ -63,7 +63,9 @@ def stage(bucket: S3Bucket, *tables: pa.Table) -> str:
 
 
 def copy_sql(table: str, manifest: str, extra: str = "") -> str:
-    return f"COPY {table} FROM '{manifest}'\n  IAM_ROLE '{ROLE}'\n  FORMAT AS PARQUET MANIFEST {extra}"
+    return (
+        f"COPY {table} FROM '{manifest}'\n  IAM_ROLE '{ROLE}'\n  FORMAT AS PARQUET MANIFEST {extra}"
+    )
 
 
 def run(rs: RedshiftDouble, *statements: str) -> list[tuple[Any, ...]]:
@@ -237,7 +239,7 @@ def test_malformed_copy_is_rejected(
 def test_failed_copy_aborts_the_transaction(rs: RedshiftDouble, s3_bucket: S3Bucket) -> None:
     run(rs, 'CREATE TABLE "t" ("v" BIGINT)')
     rs.commit()
-    run(rs, 'INSERT INTO "t" VALUES (%s)' % 7)
+    run(rs, 'INSERT INTO "t" VALUES (7)')
     with pytest.raises(RedshiftError):
         run(rs, copy_sql('"t"', stage(s3_bucket, pa.table({"v": pa.array([1], pa.int32())}))))
     with pytest.raises(psycopg2.errors.InFailedSqlTransaction):
@@ -251,7 +253,7 @@ def test_column_count_mismatch_is_rejected(rs: RedshiftDouble, s3_bucket: S3Buck
     rs.commit()
     for names in (["a", "b"], ["a", "b", "c", "d"]):
         manifest = stage(s3_bucket, pa.table({n: [1] for n in names}))
-        with pytest.raises(RedshiftError, match="Unmatched number of columns.*Table columns: 3"):
+        with pytest.raises(RedshiftError, match=r"Unmatched number of columns.*Table columns: 3"):
             run(rs, copy_sql('"t"', manifest))
         rs.rollback()
     # FILLRECORD lets a file end early: the missing trailing columns are NULL.
@@ -343,7 +345,7 @@ def test_manifest_rules(rs: RedshiftDouble, s3_bucket: S3Bucket) -> None:
         with pytest.raises(RedshiftError, match=message):
             run(rs, copy_sql('"t"', put_manifest(s3_bucket, entries)))
         rs.rollback()
-    with pytest.raises(RedshiftError, match="Manifest file .* is not found"):
+    with pytest.raises(RedshiftError, match=r"Manifest file .* is not found"):
         run(rs, copy_sql('"t"', f"s3://{s3_bucket.name}/manifests/none.json"))
     rs.rollback()
     run(rs, copy_sql('"t"', put_manifest(s3_bucket, [good, {**gone, "mandatory": False}])))
@@ -405,7 +407,7 @@ def test_create_table_is_stripped_for_postgres(rs: RedshiftDouble, pg: PgSchema)
         ("at", "timestamp without time zone", None, None),
     ]
     with pytest.raises(psycopg2.errors.CheckViolation):  # VARBYTE(10) counts bytes everywhere
-        run(rs, "INSERT INTO \"events\" (\"id\", \"blob\") VALUES (1, '\\x0102030405060708090a0b')")
+        run(rs, 'INSERT INTO "events" ("id", "blob") VALUES (1, \'\\x0102030405060708090a0b\')')
 
 
 @pytest.mark.parametrize(
@@ -516,7 +518,7 @@ def test_other_statements_pass_through(rs: RedshiftDouble) -> None:
         cur.execute('UPDATE "ledger" SET "rows" = "rows" + %(d)s WHERE "file_key" = %(k)s',
                     {"d": 10, "k": "a"})  # fmt: skip
         assert cur.rowcount == 1
-        cur.execute("SELECT 'a;b' AS x; SELECT \"file_key\", \"rows\" FROM \"ledger\" ORDER BY 1")
+        cur.execute('SELECT \'a;b\' AS x; SELECT "file_key", "rows" FROM "ledger" ORDER BY 1')
         assert cur.fetchall() == [("a", 11), ("b", 2)]
         cur.execute("SHOW TimeZone")
         assert cur.fetchone() == ("UTC",)
