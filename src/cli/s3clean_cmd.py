@@ -125,7 +125,7 @@ def s3clean_clean(
 
     def ask(plan: CleanResult) -> bool:
         info("\n".join(_plan_lines(plan, verb="Will delete")))
-        return confirm(f"Delete {len(plan.to_delete):,} files from {plan.scan.prefix_uri}?")
+        return confirm(f"Delete {_files(len(plan.to_delete))} from {plan.scan.prefix_uri}?")
 
     result = clean_staged(
         ctx.config(),
@@ -145,7 +145,8 @@ def s3clean_clean(
     else:
         lines = _plan_lines(result, verb="Deleted", count=result.deleted)
         pruned = ", ".join(f"{n:,} from {name}" for name, n in result.pruned.items())
-        lines.insert(2, f"Removed from the watermark: {pruned or 'nothing (orphans only)'}")
+        at = len(_header(result.scan)) + 1
+        lines.insert(at, f"Removed from the watermark: {pruned or 'nothing (orphans only)'}")
         click.echo("\n".join(lines))
     _warnings(result.scan)
     return 0
@@ -163,17 +164,18 @@ def _header(scan: StageScan) -> list[str]:
 
 def _plan_lines(plan: CleanResult, verb: str, count: int | None = None) -> list[str]:
     counts = plan.counts()
-    parts = [f"{counts['loaded']:,} loaded", f"{counts['orphan']:,} orphans"]
+    orphans = counts["orphan"]
+    parts = [f"{counts['loaded']:,} loaded", f"{orphans:,} orphan" + ("" if orphans == 1 else "s")]
     if plan.include_unloaded:
         parts.append(f"{counts['awaiting']:,} awaiting load")
     total = len(plan.to_delete) if count is None else count
     size = _size(sum(e.size for e in plan.to_delete))
     lines = _header(plan.scan)
-    lines.append(f"{verb} {total:,} files ({', '.join(parts)}), {size}")
+    lines.append(f"{verb} {_files(total)} ({', '.join(parts)}), {size}")
     kept = len(plan.kept_unloaded)
     if kept:
         lines.append(
-            f"Kept {kept:,} files awaiting load: they are not loaded into the target yet "
+            f"Kept {_files(kept)} awaiting load: not loaded into the target yet "
             "(--include-unloaded deletes them too)"
         )
     return lines
@@ -182,7 +184,7 @@ def _plan_lines(plan: CleanResult, verb: str, count: int | None = None) -> list[
 def _warnings(scan: StageScan) -> None:
     for category, n in scan.missing.items():
         where = "processed_s3_files" if category == "loaded" else "backup_s3_files"
-        info(f"Warning: {n:,} files listed in {where} are missing from the stage")
+        info(f"Warning: {_files(n)} listed in {where} missing from the stage")
     if scan.lock_holder:
         info(
             f"Note: the table's lock is held by {scan.lock_holder}; files that run is "
@@ -190,8 +192,12 @@ def _warnings(scan: StageScan) -> None:
         )
 
 
+def _files(n: int) -> str:
+    return f"{n:,} file" + ("" if n == 1 else "s")
+
+
 def _amount(entries: list[StagedEntry]) -> str:
-    return f"{len(entries):,} files, {_size(sum(e.size for e in entries))}"
+    return f"{_files(len(entries))}, {_size(sum(e.size for e in entries))}"
 
 
 def _file_line(entry: StagedEntry, show_timestamps: bool, category: bool = False) -> str:

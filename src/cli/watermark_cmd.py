@@ -28,8 +28,8 @@ def confirm(question: str) -> bool:
     """Ask on stderr, read one line from stdin; only y/yes agrees (EOF declines)."""
     click.echo(f"{question} [y/N]: ", nl=False, err=True)
     answer = sys.stdin.readline()
-    if not answer.endswith("\n"):
-        click.echo("", err=True)
+    if not answer.endswith("\n") or not sys.stdin.isatty():
+        click.echo("", err=True)  # the answer was not echoed by a terminal: end the line
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -98,7 +98,8 @@ def render_watermark(view: WatermarkView, show_files: bool = False) -> list[str]
         lines += [f"    {uri}" for uri in shown]
     lines.append(view.resume)
     if wm.metadata.manual_override:
-        lines.append(f"⚠️  Manually changed at {wm.metadata.manual_set_time} (watermark set/reset)")
+        when = display_timestamp(wm.metadata.manual_set_time)[:19]
+        lines.append(f"⚠️  Manually changed at {when} UTC (watermark set/reset)")
     return lines
 
 

@@ -160,6 +160,7 @@ class TableLoad:
         verified = self._verify(pending)
         refs = [ref for ref, _ in verified]
         groups = _group_by_schema(verified)
+        self._apply_ddl(conn, [schema for schema, _ in groups])
         attempt = 0
         while True:
             try:
@@ -228,7 +229,7 @@ class TableLoad:
         with conn.cursor() as cur:
             try:
                 for n, (schema, files) in enumerate(groups):
-                    target_cols = self._ensure_table(cur, schema)
+                    target_cols = self._target_columns(cur)
                     total += self._load_group(cur, schema, files, target_cols, n)
                 self._insert_ledger(cur, wm.table_name, groups, superseded)
             except (LoadError, DataError, StageError):
@@ -241,11 +242,30 @@ class TableLoad:
         conn.commit()
         return total
 
-    def _ensure_table(self, cur: Any, schema: TableSchema) -> dict[str, TargetColumn]:
-        for statement in self.ddl_changes(cur, schema):
-            log.info("target DDL", table=self.target_table, sql=statement)
-            cur.execute(statement)
-        return self._target_columns(cur)
+    def _apply_ddl(self, conn: Any, schemas: list[TableSchema]) -> None:
+        """Create or evolve the target table, outside the load transaction.
+
+        Redshift refuses ``ALTER COLUMN … TYPE`` inside a transaction block
+        (https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html), so
+        DDL runs in autocommit before the load; every statement is computed
+        from the table's current state, so running it again is harmless.
+        """
+        conn.commit()  # end the read-only transaction of the ledger queries
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                for schema in schemas:
+                    for statement in self.ddl_changes(cur, schema):
+                        log.info("target DDL", table=self.target_table, sql=statement)
+                        cur.execute(statement)
+        except (LoadError, DataError):
+            raise
+        except Exception as exc:
+            raise LoadError(
+                f"changing target table {self.target_table} failed: {_first_line(exc)}"
+            ) from None
+        finally:
+            conn.autocommit = False
 
     def ddl_changes(self, cur: Any, schema: TableSchema) -> list[str]:
         """CREATE TABLE, or the ADD COLUMN / widening statements the staged schema needs."""

@@ -171,12 +171,13 @@ def _scan(app: AppConfig, handle: TableHandle, filters: FileFilter) -> StageScan
     wm = handle.watermarks.read()
     category = dict.fromkeys(wm.processed_s3_files, LOADED)
     category.update(dict.fromkeys(wm.backup_s3_files, AWAITING))  # never delete by mistake
+    prefix_uri = stage.uri(prefix)  # a local stage's path drops the trailing "/"
     scan = StageScan(
         handle.table,
         handle.scoped_name,
         handle.pipeline.name,
         handle.pipeline.target,
-        stage.uri(prefix),
+        prefix_uri if prefix_uri.endswith("/") else prefix_uri + "/",
         filters,
         lock_holder=_lock_holder(stage, handle.lock.key),
     )

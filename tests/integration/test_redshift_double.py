@@ -448,7 +448,8 @@ def test_invalid_create_table_is_rejected(
 
 
 def test_alter_table_rules(rs: RedshiftDouble, pg: PgSchema) -> None:
-    run(rs, 'CREATE TABLE "t" ("id" BIGINT, "name" VARCHAR(8), "n" INTEGER DEFAULT 0)')
+    run(rs, 'CREATE TABLE "t" ("id" BIGINT, "name" VARCHAR(8), "n" INTEGER DEFAULT 0,'
+            ' "code" VARCHAR(4) DEFAULT \'x\', "key" VARCHAR(4) UNIQUE)')  # fmt: skip
     run(rs, 'ALTER TABLE "t" ADD COLUMN "extra" VARCHAR(20) ENCODE zstd')
     run(rs, 'ALTER TABLE "t" ADD COLUMN "raw" VARBYTE(100)')
     run(rs, 'ALTER TABLE "t" ALTER DISTKEY "id"', 'ALTER TABLE "t" ALTER COLUMN "name" ENCODE lzo')
@@ -470,6 +471,9 @@ def test_alter_table_rules(rs: RedshiftDouble, pg: PgSchema) -> None:
         ('ALTER TABLE "t" ALTER COLUMN "name" TYPE VARCHAR(4)', "cannot shrink VARCHAR\\(16\\)"),
         ('ALTER TABLE "t" ALTER COLUMN "id" TYPE VARCHAR(40)', '"id" is bigint, not VARCHAR'),
         ('ALTER TABLE "t" ALTER COLUMN "id" TYPE DECIMAL(20,0)', "only VARCHAR"),
+        ('ALTER TABLE "t" ALTER COLUMN "name" TYPE VARCHAR(20) USING "name"', "USING"),
+        ('ALTER TABLE "t" ALTER COLUMN "code" TYPE VARCHAR(20)', "DEFAULT or a key constraint"),
+        ('ALTER TABLE "t" ALTER COLUMN "key" TYPE VARCHAR(20)', "DEFAULT or a key constraint"),
         ('ALTER TABLE "t" ALTER COLUMN "n" TYPE VARCHAR(9)', "is integer, not VARCHAR"),
     ]:
         with pytest.raises(RedshiftError, match=message):
@@ -483,6 +487,8 @@ def test_alter_table_rules(rs: RedshiftDouble, pg: PgSchema) -> None:
         ("id", "bigint", None),
         ("name", "character varying", 16),
         ("n", "integer", None),
+        ("code", "character varying", 4),
+        ("key", "character varying", 4),
         ("extra", "character varying", 20),
         ("raw", "bytea", None),
     ]
@@ -520,6 +526,8 @@ def test_other_statements_pass_through(rs: RedshiftDouble) -> None:
         assert cur.rowcount == 1
         cur.execute('SELECT \'a;b\' AS x; SELECT "file_key", "rows" FROM "ledger" ORDER BY 1')
         assert cur.fetchall() == [("a", 11), ("b", 2)]
+        cur.execute('SELECT count(*) FROM "ledger" WHERE "loaded_at" <= GETDATE()')
+        assert cur.fetchone() == (2,)  # Redshift's GETDATE() default filled loaded_at
         cur.execute("SHOW TimeZone")
         assert cur.fetchone() == ("UTC",)
         with pytest.raises(RedshiftError, match="STDIN"):

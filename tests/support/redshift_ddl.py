@@ -405,7 +405,10 @@ def translate_alter_table(sql: str, default_schema: str) -> DdlPlan:
             return DdlPlan(None, table)
         if action is None or not action.is_word("type"):
             raise RedshiftError("ALTER TABLE ALTER COLUMN supports only TYPE and ENCODE")
-        rs_type, _ = parse_type(toks, j + 2)
+        rs_type, end = parse_type(toks, j + 2)
+        if end < len(toks):
+            word = toks[end].value.upper()
+            raise RedshiftError(f"ALTER TABLE ALTER COLUMN does not support {word} (only TYPE)")
         if rs_type.kind != "VARCHAR":
             raise RedshiftError(f"ALTER COLUMN TYPE {rs_type} is not supported: only VARCHAR(n)")
         pg_sql = f"ALTER TABLE {table_sql} ALTER COLUMN {quote_ident(column)} TYPE {rs_type}"

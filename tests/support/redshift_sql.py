@@ -158,8 +158,12 @@ def paren_idents(toks: list[Token], i: int) -> tuple[list[str], int]:
 # Statements Redshift rejects though PostgreSQL runs them (a loader tested only on PostgreSQL
 # would ship them). INSERT has no ON CONFLICT and no RETURNING:
 #   https://docs.aws.amazon.com/redshift/latest/dg/r_INSERT_30.html
-# no indexes, no advisory locks, no COPY FROM STDIN:
+# no indexes:
 #   https://docs.aws.amazon.com/redshift/latest/dg/c_unsupported-postgresql-features.html
+# no advisory lock functions:
+#   https://docs.aws.amazon.com/redshift/latest/dg/c_unsupported-postgresql-functions.html
+# COPY reads from S3/EMR/SSH/DynamoDB only, never STDIN (see parse_copy):
+#   https://docs.aws.amazon.com/redshift/latest/dg/r_COPY.html
 def check_postgres_only(toks: list[Token]) -> None:
     """Reject PostgreSQL-only constructs Redshift does not accept."""
     words = [t.value if t.kind == "word" else "" for t in toks]
