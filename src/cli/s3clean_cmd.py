@@ -36,7 +36,10 @@ def _filters(command: F) -> F:
         [
             table_option(),
             pipeline_option(help_text="Pipeline (default: the one pipeline that lists the table)."),
-            click.option("--older-than", help="Only files last modified before: 7d, 24h, 30m…"),
+            click.option(
+                "--older-than",
+                help="Only files last modified longer ago than this: 7d, 24h, 30m (s m h d w).",
+            ),
             click.option("--pattern", help="Only files whose name matches this glob (fnmatch)."),
         ]
     ):
