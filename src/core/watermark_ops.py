@@ -153,8 +153,15 @@ class SetResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _set_notes(cfg: TableConfig, timestamp: str | None, last_id: int | None) -> list[str]:
+def _set_notes(
+    cfg: TableConfig, timestamp: str | None, last_id: int | None, kept_id: int | None
+) -> list[str]:
     notes = []
+    if cfg.cdc_strategy == "hybrid" and timestamp is not None and last_id is None and kept_id:
+        notes.append(
+            f"the id stays {kept_id}: rows at exactly that timestamp with an id up to "
+            f"{kept_id} are skipped; add --id 0 to include them all"
+        )
     if cfg.cdc_strategy == "full_sync" and cfg.full_sync_mode != "paginate":
         notes.append(
             f"this table uses full_sync {cfg.full_sync_mode}: every run re-reads the whole "
@@ -192,7 +199,7 @@ def set_watermark(
         wm.metadata.manual_override = True
         wm.metadata.manual_set_time = utc_now_iso()
         handle.watermarks.write(wm)
-    notes = _set_notes(handle.config, iso, last_id)
+    notes = _set_notes(handle.config, iso, last_id, wm.mysql_state.last_id)
     return SetResult(_view(handle, wm, True), before[0], before[1], notes)
 
 

@@ -131,6 +131,7 @@ def configure_logging(
 
 
 def get_logger(name: str | None = None) -> Any:
-    """A structlog logger (bound to ``name`` as ``logger`` when given)."""
-    log = structlog.get_logger()
-    return log.bind(logger=name) if name else log
+    """A structlog logger (bound to ``name`` as ``component`` when given)."""
+    # A lazy proxy: it resolves the configuration at each call, so a logger made at
+    # import time follows configure_logging() (and structlog.testing.capture_logs).
+    return structlog.get_logger(component=name) if name else structlog.get_logger()

@@ -144,7 +144,12 @@ def test_get_set_reset_list_on_synced_tables(
     assert {k: v for k, v in after.items() if k not in ("mysql_state", "metadata")} == {
         k: v for k, v in before.items() if k not in ("mysql_state", "metadata")
     }
-    project.cli("watermark", "set", "-t", orders, "--timestamp", "2025-01-01 00:10:00", check=True)
+    moved = project.cli("watermark", "set", "-t", orders, "--timestamp", "2025-01-01 00:10:00")
+    assert moved.returncode == 0, moved.stderr
+    assert "Last Data Timestamp: 2025-01-01 00:25:00.000000 → 2025-01-01 00:10:00.000000" in (
+        moved.stdout
+    )
+    assert "Note: the id stays 42" in moved.stderr
     state = project.watermark(orders)["mysql_state"]
     assert (state["last_timestamp"], state["last_id"]) == ("2025-01-01T00:10:00.000000", 42)
     assert "⚠️  Manually changed at" in project.cli("watermark", "get", "-t", orders).stdout
