@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -54,8 +54,6 @@ class BackupResult:
     null_cursor_rows: int = 0
     estimated_rows: int = 0
     reader: str = ""
-    watermark_before: dict[str, Any] = field(default_factory=dict)
-    watermark_after: dict[str, Any] = field(default_factory=dict)
     stopped_by: str | None = None  # "limit" | "max_chunks" | None (window exhausted)
 
     @property
@@ -133,7 +131,6 @@ class TableBackup:
         result = BackupResult(self.table_name)
         begin = time.perf_counter()
         wm = self.watermarks.read()
-        result.watermark_before = _position_of(wm)
         wm.mysql_state.status = "in_progress"
         wm.mysql_state.execution_id = self.options.execution_id
         wm.mysql_state.error = None
@@ -150,10 +147,13 @@ class TableBackup:
             raise
         finally:
             result.seconds = time.perf_counter() - begin
+        if self.table.cdc_strategy == "full_sync" and result.stopped_by is None:
+            # A completed full pass: the next run starts over from the first key.
+            wm.mysql_state.last_id = None
+            wm.mysql_state.last_timestamp = None
         wm.mysql_state.status = "success"
         wm.mysql_state.last_updated = utc_now_iso()
         self.watermarks.write(wm)
-        result.watermark_after = _position_of(wm)
         return result
 
     def plan(self, conn: Any, wm: Watermark) -> BackupPlan:
@@ -407,15 +407,3 @@ class TableBackup:
         result.zero_dates += counts.get("zero_dates", 0)
         result.nul_chars += counts.get("nul_chars", 0)
         result.truncated += counts.get("truncated", 0)
-
-
-def _position_of(wm: Watermark) -> dict[str, Any]:
-    return {"last_timestamp": wm.mysql_state.last_timestamp, "last_id": wm.mysql_state.last_id}
-
-
-def stage_schema(batch_schema: pa.Schema) -> TableSchema | None:
-    """The table schema embedded in a staged file's Arrow metadata, if any."""
-    from src.backup.parquet_sink import SCHEMA_METADATA_KEY
-
-    raw = (batch_schema.metadata or {}).get(SCHEMA_METADATA_KEY)
-    return TableSchema.from_json(raw) if raw else None

@@ -1,12 +1,20 @@
 """Write Arrow batches into Parquet files and upload them, off the reading thread.
 
-The reader (main thread) hands batches to :class:`ParquetSink`; one worker
-thread writes them into a local temporary Parquet file, and when the caller
-closes a file, uploads it, verifies the uploaded size and calls
-``on_uploaded`` — in file order, from that one thread, so watermark updates
-never race. The queue between them is bounded: memory stays bounded whatever
-the table size, and reading the next chunk overlaps writing and uploading
-the previous file.
+The reader (main thread) hands batches to :class:`ParquetSink`, which encodes
+them into a local temporary Parquet file **in the caller's thread**; when the
+caller closes a file, one worker thread uploads it, verifies the uploaded size
+and calls ``on_uploaded`` — in file order, from that one thread, so watermark
+updates never race. Uploading the previous file overlaps reading and encoding
+the next one; the queue of closed files is bounded, so disk and memory stay
+bounded whatever the table size.
+
+Why encode in the caller's thread: connectorx holds the GIL while a batch is
+being produced, so an encoding thread only ran between batches, and each of
+its GIL round trips waited for the next one. Measured on the SPEC §10.1 table
+(2M rows, 2 cores): 15.5 s with the encoder thread, see docs/benchmarks.md for
+the figure after. Encoding in the reader's thread still overlaps reading:
+connectorx's Rust producer keeps fetching into its channel while Arrow encodes
+(the Parquet writer releases the GIL).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from src.errors import StageError
 from src.utils.faults import fault_point
 
 SCHEMA_METADATA_KEY = b"s3_backup.table_schema"
-_QUEUE_DEPTH = 4  # batches in flight between reader and writer
+_QUEUE_DEPTH = 2  # closed files waiting for upload (each one is on local disk)
 
 
 @dataclass(frozen=True)
@@ -60,8 +68,11 @@ class ParquetSink:
         self.on_uploaded = on_uploaded
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=_QUEUE_DEPTH)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="parquet-sink", daemon=True)
+        self._thread = threading.Thread(target=self._work, name="parquet-upload", daemon=True)
         self._tmpdir = tempfile.TemporaryDirectory(prefix="s3backup-")
+        self._writer: pq.ParquetWriter | None = None
+        self._path = ""
+        self._files = 0
         self.rows_in_file = 0
 
     # --------------------------------------------------------------- caller
@@ -75,31 +86,50 @@ class ParquetSink:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._put(("stop", exc is not None))
-        self._thread.join()
-        self._tmpdir.cleanup()
+        try:
+            # Files closed before a failure are still uploaded (their rows are whole);
+            # the open one is abandoned.
+            self._put(("stop", None), check=False)
+            self._thread.join()
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            self._tmpdir.cleanup()
         if exc is None:
             self._raise_if_failed()
 
     def write(self, batch: pa.RecordBatch) -> None:
-        """Append a batch to the current file."""
-        if batch.num_rows:
-            self.rows_in_file += batch.num_rows
-            self._put(("batch", batch))
+        """Append a batch to the current file (encoded now, in this thread)."""
+        if not batch.num_rows:
+            return
+        self._raise_if_failed()
+        if self._writer is None:
+            self._files += 1
+            self._path = os.path.join(self._tmpdir.name, f"{self._files:06d}.parquet")
+            self._writer = self._open(self._path)
+        self._writer.write_batch(batch)
+        self.rows_in_file += batch.num_rows
 
     def close_file(self, key: str, position: Any) -> None:
         """Finish the current file as ``key``; it is uploaded in the background."""
-        if self.rows_in_file:
-            self._put(("close", (key, position)))
-            self.rows_in_file = 0
+        if self._writer is None or not self.rows_in_file:
+            return
+        self._writer.close()
+        self._writer = None
+        self._put(("upload", (self._path, key, self.rows_in_file, position)))
+        self.rows_in_file = 0
 
-    def _put(self, item: tuple[str, Any]) -> None:
+    def _put(self, item: tuple[str, Any], *, check: bool = True) -> None:
         while True:
-            self._raise_if_failed()
+            if check:
+                self._raise_if_failed()
             try:
                 self._queue.put(item, timeout=0.5)
                 return
             except queue.Full:
+                if not self._thread.is_alive():
+                    return
                 continue
 
     def _raise_if_failed(self) -> None:
@@ -108,32 +138,16 @@ class ParquetSink:
 
     # --------------------------------------------------------------- worker
     def _work(self) -> None:
-        writer: pq.ParquetWriter | None = None
-        path = os.path.join(self._tmpdir.name, "current.parquet")
-        rows = 0
         while True:
             kind, value = self._queue.get()
+            if kind == "stop":
+                break
             if self._error is not None:
-                if kind == "stop":
-                    break
                 continue  # drain: the caller raises on its next call
             try:
-                if kind == "batch":
-                    if writer is None:
-                        writer = self._open(path)
-                    writer.write_batch(value)
-                    rows += value.num_rows
-                elif kind == "close" and writer is not None:
-                    writer.close()
-                    writer = None
-                    self._upload(path, value[0], rows, value[1])
-                    rows = 0
-                elif kind == "stop":
-                    break
+                self._upload(*value)
             except BaseException as exc:  # handed to the caller's thread
                 self._error = exc
-        if writer is not None:
-            writer.close()
 
     def _open(self, path: str) -> pq.ParquetWriter:
         # Microsecond timestamps: Redshift misreads nanoseconds (FIELD_NOTES).

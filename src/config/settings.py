@@ -206,6 +206,23 @@ class TableConfig(_Frozen):
             self.cdc_timestamp_column or self.cdc_id_column
         ):
             raise ValueError("custom_sql needs cdc_timestamp_column or cdc_id_column to resume")
+        if self.cdc_ordering is not None:
+            # The keyset order is what makes a resumed run exact: it is not a free choice.
+            required = {
+                "hybrid": [self.cdc_timestamp_column, self.cdc_id_column],
+                "timestamp_only": [self.cdc_timestamp_column],
+                "id_only": [self.cdc_id_column],
+            }.get(self.cdc_strategy)
+            if required is None:
+                raise ValueError(
+                    f"cdc_ordering does not apply to {self.cdc_strategy} "
+                    "(full_sync pages by primary key; custom_sql orders in its query)"
+                )
+            if self.cdc_ordering != required:
+                raise ValueError(
+                    f"cdc_ordering must be {required} for {self.cdc_strategy} "
+                    "(the keyset order), or left out"
+                )
         if self.lookback_seconds and self.write_mode == "append":
             raise ValueError("lookback_seconds re-reads rows and needs write_mode merge")
         return self

@@ -228,3 +228,72 @@ def test_both_readers_stage_identical_data(tmp_path: Path, mysql_db: MySQLDataba
         staged[reader] = project.staged_table(table)
     assert staged["connectorx"].num_rows == 3000
     assert staged["connectorx"].equals(staged["pymysql"])
+
+
+def test_custom_sql_with_bound_placeholders(tmp_path: Path, mysql_db: MySQLDatabase) -> None:
+    table = create_events(mysql_db)
+    insert_rows(mysql_db, [(i, f"2025-03-01 10:00:{i:02d}", "keep" if i % 2 else "x")
+                           for i in range(1, 41)])  # fmt: skip
+    query = (
+        "SELECT id, updated_at, v FROM events WHERE v = 'keep' AND id > COALESCE({last_id}, 0) "
+        "ORDER BY id LIMIT {limit}"
+    )
+    cfg = {"cdc_strategy": "custom_sql", "custom_query": query, "cdc_id_column": "id",
+           "processing": {"batch_size": 7}}  # fmt: skip
+    project = make_project(tmp_path, mysql_db, {table: cfg})
+    project.backup(table)
+    assert staged_ids(project, table) == list(range(1, 41, 2))
+    assert project.watermark(table)["mysql_state"]["last_id"] == 39
+    insert_rows(mysql_db, [(41, "2025-03-02", "keep"), (42, "2025-03-02", "x")])
+    project.backup(table)
+    assert staged_ids(project, table)[-1] == 41
+    assert len(staged_ids(project, table)) == 21
+
+
+def test_unix_timestamps_and_additional_where(tmp_path: Path, mysql_db: MySQLDatabase) -> None:
+    mysql_db.execute(
+        "CREATE TABLE ev (id INT PRIMARY KEY, changed INT UNSIGNED NOT NULL, kind VARCHAR(5))"
+    )
+    rows = [(i, 1_700_000_000 + i // 3, "a" if i % 4 else "skip") for i in range(1, 101)]
+    mysql_db.executemany("INSERT INTO ev VALUES (%s, %s, %s)", rows)
+    table = f"{mysql_db.name}.ev"
+    cfg = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "changed", "cdc_id_column": "id",
+           "additional_where": "kind <> 'skip'", "processing": {"batch_size": 10}}  # fmt: skip
+    project = make_project(tmp_path, mysql_db, {table: cfg})
+    project.backup(table)
+    assert sorted(staged_ids(project, table)) == [i for i in range(1, 101) if i % 4]
+    wm = project.watermark(table)["mysql_state"]
+    assert wm["last_timestamp"] == "2023-11-14T22:13:53.000000"  # epoch 1700000033, as UTC
+    assert wm["last_id"] == 99
+    mysql_db.execute("INSERT INTO ev VALUES (101, 1700000040, 'a')")
+    project.backup(table)
+    assert staged_ids(project, table)[-1] == 101
+
+
+def test_full_sync_paginate_resumes(tmp_path: Path, mysql_db: MySQLDatabase) -> None:
+    mysql_db.execute("CREATE TABLE dim (code INT PRIMARY KEY, name VARCHAR(10))")
+    mysql_db.execute("INSERT INTO dim SELECT seq, CONCAT('n', seq) FROM seq_1_to_250")
+    table = f"{mysql_db.name}.dim"
+    cfg = {"cdc_strategy": "full_sync", "full_sync_mode": "paginate",
+           "processing": {"batch_size": 100}}  # fmt: skip
+    project = make_project(tmp_path, mysql_db, {table: cfg})
+    project.backup(table, "--max-chunks", "1")
+    assert project.watermark(table)["mysql_state"]["last_id"] == 100
+    project.backup(table)
+    staged = project.staged_table(table).column("code").to_pylist()
+    assert staged == list(range(1, 251))
+    # The pass is complete: the next run reads the whole table again.
+    assert project.watermark(table)["mysql_state"]["last_id"] is None
+    project.backup(table)
+    assert project.staged_table(table).num_rows == 500
+
+
+def test_cdc_ordering_must_be_the_keyset_order(tmp_path: Path, mysql_db: MySQLDatabase) -> None:
+    table = create_events(mysql_db)
+    cfg = {**HYBRID, "cdc_ordering": ["id", "updated_at"]}
+    result = make_project(tmp_path, mysql_db, {table: cfg}).cli("config", "validate")
+    assert result.returncode == 1
+    assert "cdc_ordering must be ['updated_at', 'id'] for hybrid" in result.stderr
+    ok = make_project(tmp_path / "ok", mysql_db, {table: {**HYBRID,
+                      "cdc_ordering": ["updated_at", "id"]}})  # fmt: skip
+    assert ok.cli("config", "validate").returncode == 0

@@ -245,3 +245,48 @@ def test_1200_staged_files_load_from_s3(
     sync(project, table, "--redshift-only")
     assert pg.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM orders") == [(1200, 1200)]
     assert pg.execute("SELECT COUNT(*) FROM s3_backup_load_ledger") == [(1200,)]
+
+
+def test_schema_evolution_adds_columns_widens_and_casts(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    table = create_orders(mysql_db, 100)
+    # An existing target with other, compatible types: loaded with explicit casts.
+    pg.execute(
+        "CREATE TABLE orders (id BIGINT PRIMARY KEY, amount DOUBLE PRECISION, note TEXT, "
+        "updated_at TIMESTAMP)"
+    )
+    project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
+    sync(project, table)
+    assert pg.execute("SELECT amount, note FROM orders WHERE id = 3") == [(4.5, "n3")]
+    # The source gains a column and a longer VARCHAR.
+    mysql_db.execute("ALTER TABLE orders ADD COLUMN city VARCHAR(30), MODIFY note VARCHAR(80)")
+    mysql_db.execute(
+        "UPDATE orders SET city = 'Zürich', note = REPEAT('x', 80), updated_at = '2026-01-01' "
+        "WHERE id = 7"
+    )
+    sync(project, table)
+    assert pg.execute("SELECT city, LENGTH(note) FROM orders WHERE id = 7") == [("Zürich", 80)]
+    assert pg.execute("SELECT COUNT(*), COUNT(city) FROM orders") == [(100, 1)]
+    columns = dict(pg.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = 'orders'", (pg.name,)))  # fmt: skip
+    assert columns["city"] == "character varying"
+    assert columns["id"] == "bigint"  # the operator's type is kept
+
+
+def test_varchar_widening_on_a_table_we_created(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    table = create_orders(mysql_db, 10)
+    project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
+    sync(project, table)
+    assert pg.execute(
+        "SELECT character_maximum_length FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = 'orders' AND column_name = 'note'",
+        (pg.name,),
+    ) == [(40,)]
+    mysql_db.execute("ALTER TABLE orders MODIFY note VARCHAR(120)")
+    mysql_db.execute("UPDATE orders SET note = REPEAT('é', 120), updated_at = '2027-01-01'")
+    sync(project, table)
+    assert pg.execute("SELECT COUNT(*) FROM orders WHERE note = REPEAT('é', 120)") == [(10,)]

@@ -17,6 +17,7 @@ from src.core.table_lock import TableLock
 from src.utils.naming import lock_key
 from tests.support.databases import MySQLDatabase, PgSchema
 from tests.support.pipelines import ROOT, SCOPE, Project, make_project
+from tests.support.s3_server import S3Bucket
 
 HYBRID = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_id_column": "id"}
 SCHEMA = json.loads((ROOT / "docs" / "run_report.schema.json").read_text())
@@ -220,3 +221,42 @@ def test_dry_run_changes_nothing(project: Project, pg: PgSchema) -> None:
     planned = project.cli("sync", "pipeline", "-p", "p", "--dry-run", "--redshift-only").stdout
     assert before["backup_s3_files"][0] in planned
     assert project.watermark(table) == before
+
+
+def test_completion_markers_in_a_bucket(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema, s3_bucket: S3Bucket
+) -> None:
+    good = orders(mysql_db)
+    missing = f"{mysql_db.name}.not_there"
+    proj = make_project(
+        tmp_path, mysql_db, {good: HYBRID, missing: HYBRID}, pg=pg, bucket=s3_bucket
+    )
+    result = proj.cli("sync", "pipeline", "-p", "p", "--s3-completion-bucket", s3_bucket.name)
+    assert result.returncode == 3
+    keys = s3_bucket.keys("completion_markers/")
+    day = keys[0].split("/")[1]
+    assert sorted(k.split("/", 2)[2] for k in keys) == sorted(
+        [
+            f"sync_{mysql_db.name}_orders_SUCCESS",
+            f"sync_{mysql_db.name}_not_there_FAILED",
+            "pipeline_p_FAILED",
+        ]
+    )
+    body = s3_bucket.client.get_object(
+        Bucket=s3_bucket.name, Key=f"completion_markers/{day}/pipeline_p_FAILED"
+    )["Body"].read()
+    assert json.loads(body)["status"] == "partial_success"
+
+
+def test_malformed_redshift_keys_exit_1(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema, s3_bucket: S3Bucket
+) -> None:
+    table = orders(mysql_db)
+    proj = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg, bucket=s3_bucket)
+    path = proj.config_dir / "connections.yml"
+    path.write_text(path.read_text().replace("type: postgres", "type: redshift\n      iam_role: "
+                                             "arn:aws:iam::123456789012:role/x"))  # fmt: skip
+    (proj.root / "redshift_keys.json").write_text("{not json")
+    result = proj.cli("sync", "pipeline", "-p", "p", "--redshift-only")
+    assert result.returncode == 1
+    assert "redshift_keys.json: not valid JSON" in result.stderr

@@ -1,0 +1,35 @@
+"""The live progress line on a terminal, and silence off one."""
+
+from __future__ import annotations
+
+import io
+
+from src.backup.backup_stage import BackupResult
+from src.cli.progress import LiveProgress
+
+
+class FakeTty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_live_lines_on_a_terminal_with_rate_and_eta() -> None:
+    out = FakeTty()
+    progress = LiveProgress(out)
+    progress.update(BackupResult("shop.orders", rows=50_000, seconds=1.0, estimated_rows=200_000))
+    progress.update(BackupResult("shop.items", rows=10, seconds=1.0))
+    progress.update(BackupResult("shop.orders", rows=100_000, seconds=2.0, estimated_rows=200_000))
+    text = out.getvalue()
+    assert "shop.orders: 100,000 rows" in text
+    assert "rows/s, ETA 0:" in text
+    assert "shop.items: 10 rows" in text
+    assert "\x1b[2F" in text  # redraws both lines in place
+    progress.done("shop.orders")
+    progress.done("shop.items")
+
+
+def test_nothing_is_drawn_off_a_terminal() -> None:
+    out = io.StringIO()
+    progress = LiveProgress(out)
+    progress.update(BackupResult("shop.orders", rows=5, seconds=1.0))
+    assert out.getvalue() == ""
