@@ -13,13 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.integration.test_mysql_types import (
-    EVERY_TYPE_DDL,
-    MAX_ROW,
-    MIN_ROW,
-    NULL_ROW,
-    insert,
-)
+from tests.integration.test_mysql_types import create_every_type
 from tests.support.databases import MySQLDatabase, PgSchema
 from tests.support.pipelines import Project, make_project
 from tests.support.s3_server import S3Bucket
@@ -62,13 +56,7 @@ def checksum_pg(pg: PgSchema, table: str = "orders") -> tuple[int, str]:
 def test_every_type_lands_with_exact_values(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
 ) -> None:
-    with mysql_db.connect() as conn, conn.cursor() as cur:
-        cur.execute(EVERY_TYPE_DDL)
-        cur.execute("SET time_zone = '+00:00'")
-        for row in (MAX_ROW, MIN_ROW, NULL_ROW):
-            insert(conn, "every_type", row)
-    table = f"{mysql_db.name}.every_type"
-    cfg = {"cdc_strategy": "id_only", "cdc_id_column": "id", "oversize_text": "truncate"}
+    table, cfg = create_every_type(mysql_db)
     project = make_project(tmp_path, mysql_db, {table: cfg}, pg=pg)
     sync(project, table)
     got = {r[0]: r for r in pg.execute("SELECT * FROM every_type ORDER BY id")}

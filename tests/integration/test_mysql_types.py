@@ -163,6 +163,18 @@ def insert(conn: Any, table: str, row: dict[str, Any]) -> None:
         cur.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(marks)})", values)
 
 
+def create_every_type(db: MySQLDatabase) -> tuple[str, dict[str, Any]]:
+    """The every-type table with its max, min and NULL rows; ``(schema.table, table config)``."""
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(EVERY_TYPE_DDL)
+        cur.execute("SET time_zone = '+00:00'")
+        for row in (MAX_ROW, MIN_ROW, NULL_ROW):
+            insert(conn, "every_type", row)
+    # LONGTEXT holds 70,000 characters: past Redshift's 65535 bytes, truncated by policy.
+    cfg = {"cdc_strategy": "id_only", "cdc_id_column": "id", "oversize_text": "truncate"}
+    return f"{db.name}.every_type", cfg
+
+
 @dataclass
 class EveryType:
     """The every-type table and what each reader made of it."""

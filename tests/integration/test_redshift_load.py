@@ -25,7 +25,7 @@ from sqlglot import exp
 
 from src.core.configuration_manager import ConfigurationManager
 from src.core.sync_runner import SyncOptions, run_sync
-from tests.integration.test_mysql_types import EVERY_TYPE_DDL, MAX_ROW, MIN_ROW, NULL_ROW, insert
+from tests.integration.test_mysql_types import create_every_type
 from tests.support.databases import MySQLDatabase, PgSchema
 from tests.support.pipelines import Project, make_project
 from tests.support.redshift_double import RedshiftDouble, redshift_double_connect
@@ -120,13 +120,7 @@ def assert_golden(statements: list[str]) -> None:
 def test_every_type_lands_through_the_double(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema, s3_bucket: S3Bucket
 ) -> None:
-    with mysql_db.connect() as conn, conn.cursor() as cur:
-        cur.execute(EVERY_TYPE_DDL)
-        cur.execute("SET time_zone = '+00:00'")
-        for row in (MAX_ROW, MIN_ROW, NULL_ROW):
-            insert(conn, "every_type", row)
-    table = f"{mysql_db.name}.every_type"
-    cfg = {"cdc_strategy": "id_only", "cdc_id_column": "id", "oversize_text": "truncate"}
+    table, cfg = create_every_type(mysql_db)
     project = redshift_project(tmp_path, mysql_db, pg, s3_bucket, {table: cfg})
     project.cli("sync", "pipeline", "-p", "p", "--backup-only", check=True)
     statements, run = load_through_double(project, pg, s3_bucket, [table])
