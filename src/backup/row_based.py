@@ -143,6 +143,17 @@ class RowBasedBackupStrategy:
         return parsed.replace(tzinfo=None)
 
     # ---------------------------------------------------------------- queries
+    def _col(self, name: str | None) -> str:
+        """A cursor column qualified with its table, for a pyformat template.
+
+        Qualified because the projection aliases converted columns to their own
+        names (``CAST(ts AS CHAR) AS ts``) and ORDER BY resolves a bare name to
+        the alias first: ``ORDER BY ts`` would sort the text expression with a
+        filesort on every chunk instead of walking the ``(ts, id)`` index.
+        https://mariadb.com/kb/en/order-by/
+        """
+        return f"{self.schema.sql_table()}.{quote_mysql(name or '').replace('%', '%%')}"
+
     def chunk_query(self, pos: Position, window: Window, limit: int) -> ChunkQuery:
         """The SELECT for the next chunk after ``pos``, bounded by the window."""
         select = f"SELECT {self.schema.select_list()} FROM {self.schema.sql_table()}"
@@ -150,7 +161,7 @@ class RowBasedBackupStrategy:
         if self.kind == "custom_sql":
             return self._custom(pos, limit)
         if self.kind in ("id_only", "full_sync"):
-            q = quote_mysql(self.id_col or "")
+            q = self._col(self.id_col)
             conds, params = [], []
             if pos.id is not None:
                 conds.append(f"{q} > %s")
@@ -161,26 +172,26 @@ class RowBasedBackupStrategy:
             where = " AND ".join(conds) or "1=1"
             sql = f"{select} WHERE {where}{extra} ORDER BY {q} LIMIT %s"
             return ChunkQuery(sql, (*params, limit))
-        ts = quote_mysql(self.ts_col or "")
+        ts = self._col(self.ts_col)
         conds, params = [f"{ts} <= %s"], [window.hi_ts]
         if pos.ts is not None:
             if pos.ts_inclusive:
                 conds.append(f"{ts} >= %s")
                 params.append(pos.ts)
             elif self.kind == "hybrid" and pos.id is not None:
-                i = quote_mysql(self.id_col or "")
+                i = self._col(self.id_col)
                 conds.append(f"({ts} > %s OR ({ts} = %s AND {i} > %s))")
                 params.extend([pos.ts, pos.ts, pos.id])
             else:
                 conds.append(f"{ts} > %s")
                 params.append(pos.ts)
-        order = ts if self.kind == "timestamp_only" else f"{ts}, {quote_mysql(self.id_col or '')}"
+        order = ts if self.kind == "timestamp_only" else f"{ts}, {self._col(self.id_col)}"
         sql = f"{select} WHERE {' AND '.join(conds)}{extra} ORDER BY {order} LIMIT %s"
         return ChunkQuery(sql, (*params, limit))
 
     def group_query(self, ts_value: Any) -> ChunkQuery:
         """timestamp_only: every row with ``ts`` equal to a chunk's last one."""
-        ts = quote_mysql(self.ts_col or "")
+        ts = self._col(self.ts_col)
         select = f"SELECT {self.schema.select_list()} FROM {self.schema.sql_table()}"
         extra = self._where_extra().replace("%", "%%")
         return ChunkQuery(f"{select} WHERE {ts} = %s{extra}", (ts_value,))
