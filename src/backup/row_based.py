@@ -115,10 +115,15 @@ class RowBasedBackupStrategy:
         col = self.ts_col or self.id_col
         assert col is not None
         q = quote_mysql(col)
-        cursor.execute(
-            f"SELECT MAX({q}), SUM({q} IS NULL) FROM {table} WHERE 1=1{self._where_extra()}"
-        )
-        hi, nulls = cursor.fetchone()
+        extra = self._where_extra()
+        cursor.execute(f"SELECT MAX({q}) FROM {table} WHERE 1=1{extra}")
+        (hi,) = cursor.fetchone()
+        nulls = 0
+        if self.schema.column(col).nullable:
+            # Only a nullable column can hide rows from the cursor; counting them on a
+            # NOT NULL column would read the whole index on every run.
+            cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE {q} IS NULL{extra}")
+            (nulls,) = cursor.fetchone()
         if self.ts_col is not None:
             return Window(hi, None, int(nulls or 0))
         return Window(None, hi, int(nulls or 0))

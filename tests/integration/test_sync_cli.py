@@ -208,12 +208,8 @@ def test_dry_run_changes_nothing(project: Project, pg: PgSchema) -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "strategy: hybrid" in out
-    assert (
-        "ORDER BY `{0}`.`orders`.`updated_at`, `{0}`.`orders`.`id` LIMIT 100000".format(
-            project.db.name
-        )
-        in out
-    )
+    db = project.db.name
+    assert f"ORDER BY `{db}`.`orders`.`updated_at`, `{db}`.`orders`.`id` LIMIT 100000" in out
     assert "estimated rows:" in out
     assert "CREATE TABLE IF NOT EXISTS" in out
     assert not project.stage_dir.exists() or not any(project.stage_dir.rglob("*"))
