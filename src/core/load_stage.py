@@ -360,47 +360,89 @@ class TableLoad:
         target_cols: dict[str, TargetColumn],
         n: int,
     ) -> int:
-        staging = f"stg_{key_part(self.target_table)[:40]}_{n}"
-        cur.execute(f"DROP TABLE IF EXISTS {quote_pg(staging)}")
-        cur.execute(self.dialect.staging_sql(staging, schema))
-        slug = table_slug(self.pipeline.source, self.schema_name, self.source_table)
-        prefix = f"manifests/{slug}/{self.execution_id}_{n}_"
-        counted = self.dialect.fill_staging(cur, self.stage, staging, schema, files, prefix)
-        expected = sum(f.rows for f in files)
-        if counted != expected:
-            raise LoadError(
-                f"staging of {self.table_name} holds {counted} rows but the files' "
-                f"Parquet footers say {expected}; nothing was committed"
-            )
         pk = self._primary_key(schema)
         mode = self._write_mode(pk)
         target = quote_pg_table(self.target_schema, self.target_table)
+        slug = table_slug(self.pipeline.source, self.schema_name, self.source_table)
+        prefix = f"manifests/{slug}/{self.execution_id}_{n}_"
         cols = [c.target_name for c in schema.columns]
-        col_list = ", ".join(quote_pg(c) for c in cols)
         select = ", ".join(
             _cast(c, self.dialect.column_type(schema.columns[i]), target_cols.get(c))
             for i, c in enumerate(cols)
         )
+        if mode == "replace":
+            # DELETE, never TRUNCATE: TRUNCATE commits implicitly on Redshift.
+            # https://docs.aws.amazon.com/redshift/latest/dg/r_TRUNCATE.html
+            cur.execute(f"DELETE FROM {target}")
+        if select == ", ".join(quote_pg(c) for c in cols) and self._direct_ok(cur, mode, target):
+            counted = self._copy_direct(cur, target, schema, files, prefix)
+            if counted is not None:
+                return counted
+        staging = quote_pg(f"stg_{key_part(self.target_table)[:40]}_{n}")
+        cur.execute(f"DROP TABLE IF EXISTS {staging}")
+        cur.execute(self.dialect.staging_sql(staging, schema))
+        counted = self.dialect.copy_files(cur, self.stage, staging, schema, files, prefix)
+        self._check_count(counted, files)
+        col_list = ", ".join(quote_pg(c) for c in cols)
         if mode == "merge":
             order = self._dedup_order(schema, pk)
             keys = " AND ".join(f"t.{quote_pg(k)} = s.{quote_pg(k)}" for k in pk)
             partition = ", ".join(quote_pg(k) for k in pk)
-            cur.execute(f"DELETE FROM {target} t USING {quote_pg(staging)} s WHERE {keys}")
+            cur.execute(f"DELETE FROM {target} t USING {staging} s WHERE {keys}")
             cur.execute(
                 f"INSERT INTO {target} ({col_list}) SELECT {select} FROM ("
                 f"SELECT *, ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) "
-                f"AS __rn FROM {quote_pg(staging)}) d WHERE __rn = 1"
+                f"AS __rn FROM {staging}) d WHERE __rn = 1"
             )
         else:
-            if mode == "replace":
-                # DELETE, never TRUNCATE: TRUNCATE commits implicitly on Redshift.
-                # https://docs.aws.amazon.com/redshift/latest/dg/r_TRUNCATE.html
-                cur.execute(f"DELETE FROM {target}")
-            cur.execute(
-                f"INSERT INTO {target} ({col_list}) SELECT {select} FROM {quote_pg(staging)}"
-            )
-        cur.execute(f"DROP TABLE {quote_pg(staging)}")
+            cur.execute(f"INSERT INTO {target} ({col_list}) SELECT {select} FROM {staging}")
+        cur.execute(f"DROP TABLE {staging}")
         return counted
+
+    def _direct_ok(self, cur: Any, mode: str, target: str) -> bool:
+        """Whether the files can be copied straight into the target (no staging table).
+
+        Only where the database enforces the primary key (a duplicate fails the
+        COPY, which is then undone), and only when no merge is needed: append,
+        replace, or a merge into an empty table — a large first load, where the
+        staging copy and the INSERT … SELECT would double the work.
+        """
+        if not self.dialect.enforces_primary_key:
+            return False
+        if mode in ("append", "replace"):
+            return True
+        cur.execute(f"SELECT 1 FROM {target} LIMIT 1")
+        return cur.fetchone() is None
+
+    def _copy_direct(
+        self,
+        cur: Any,
+        target: str,
+        schema: TableSchema,
+        files: list[StagedFileRef],
+        prefix: str,
+    ) -> int | None:
+        """COPY into the target inside a savepoint; None when duplicate keys undid it."""
+        cur.execute("SAVEPOINT direct_copy")
+        try:
+            counted = self.dialect.copy_files(cur, self.stage, target, schema, files, prefix)
+        except Exception as exc:
+            if not self.dialect.is_duplicate_key(exc):
+                raise
+            cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
+            log.info("duplicate keys in the files: merging through a staging table")
+            return None
+        cur.execute("RELEASE SAVEPOINT direct_copy")
+        self._check_count(counted, files)
+        return counted
+
+    def _check_count(self, counted: int, files: list[StagedFileRef]) -> None:
+        expected = sum(f.rows for f in files)
+        if counted != expected:
+            raise LoadError(
+                f"the load of {self.table_name} counted {counted} rows but the files' "
+                f"Parquet footers say {expected}; nothing was committed"
+            )
 
     def _dedup_order(self, schema: TableSchema, pk: list[str]) -> str:
         cursor_cols = [self.table.cdc_timestamp_column, self.table.cdc_id_column]

@@ -278,3 +278,31 @@ def test_varchar_widening_on_a_table_we_created(
     mysql_db.execute("UPDATE orders SET note = REPEAT('é', 120), updated_at = '2027-01-01'")
     sync(project, table)
     assert pg.execute("SELECT COUNT(*) FROM orders WHERE note = REPEAT('é', 120)") == [(10,)]
+
+
+def test_first_load_with_duplicate_keys_falls_back_to_merge(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    table = create_orders(mysql_db, 1000)
+    project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
+    project.cli("sync", "pipeline", "-p", "p", "--backup-only", check=True)
+    mysql_db.execute(
+        "UPDATE orders SET note = 'newest', updated_at = '2026-01-01' + INTERVAL id MICROSECOND "
+        "WHERE id <= 100"
+    )
+    project.cli("sync", "pipeline", "-p", "p", "--backup-only", check=True)
+    # Both files load at once into an empty table: ids 1..100 appear twice.
+    out = sync(project, table, "--redshift-only")
+    assert "duplicate keys in the files: merging through a staging table" in out
+    assert pg.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM orders") == [(1000, 1000)]
+    assert pg.execute("SELECT COUNT(*) FROM orders WHERE note = 'newest'") == [(100,)]
+
+
+def test_first_load_without_duplicates_copies_straight_into_the_target(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    table = create_orders(mysql_db, 1000)
+    project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
+    out = sync(project, table)
+    assert "merging through a staging table" not in out
+    assert pg.execute("SELECT COUNT(*) FROM orders") == [(1000,)]

@@ -97,6 +97,13 @@ class TargetDialect(ABC):
     """One target database's differences from the shared load protocol."""
 
     name: str
+    # True where the database rejects a duplicate primary key (PostgreSQL); Redshift
+    # accepts one silently, so it always merges through a staging table.
+    enforces_primary_key = False
+
+    def is_duplicate_key(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the database refusing a duplicate primary key."""
+        return False
 
     @abstractmethod
     def column_type(self, col: ColumnSpec) -> str:
@@ -124,9 +131,9 @@ class TargetDialect(ABC):
         )
 
     def staging_sql(self, staging: str, schema: TableSchema) -> str:
-        """A session-local staging table with exactly the staged files' columns."""
+        """A session-local staging table (``staging`` quoted) with the files' columns."""
         cols = ", ".join(f"{quote_pg(c.target_name)} {self.column_type(c)}" for c in schema.columns)
-        return f"CREATE TEMP TABLE {quote_pg(staging)} ({cols})"
+        return f"CREATE TEMP TABLE {staging} ({cols})"
 
     def widen_varchar_sql(self, target_schema: str, table: str, column: str, length: int) -> str:
         """Make a VARCHAR column longer."""
@@ -136,13 +143,13 @@ class TargetDialect(ABC):
         )
 
     @abstractmethod
-    def fill_staging(
+    def copy_files(
         self,
         cursor: Any,
         stage: Stage,
-        staging: str,
+        table: str,
         schema: TableSchema,
         files: list[StagedFileRef],
         load_prefix: str,
     ) -> int:
-        """Load ``files`` into the staging table; return the rows the database counted."""
+        """Load ``files`` into ``table`` (quoted SQL name); return the rows the database counted."""

@@ -26,6 +26,11 @@ class PostgresDialect(TargetDialect):
     """PostgreSQL: VARCHAR counts characters; TEXT and JSONB for unbounded text."""
 
     name = "postgres"
+    enforces_primary_key = True
+
+    def is_duplicate_key(self, exc: BaseException) -> bool:
+        """SQLSTATE 23505, unique_violation."""
+        return getattr(exc, "pgcode", None) == "23505"
 
     def column_type(self, col: ColumnSpec) -> str:
         """SPEC §7's PostgreSQL column."""
@@ -42,11 +47,11 @@ class PostgresDialect(TargetDialect):
             return "TEXT"
         return "BYTEA" if pa.types.is_binary(t) else COMMON_TYPES[str(t)]
 
-    def fill_staging(
+    def copy_files(
         self,
         cursor: Any,
         stage: Stage,
-        staging: str,
+        table: str,
         schema: TableSchema,
         files: list[StagedFileRef],
         load_prefix: str,
@@ -60,7 +65,7 @@ class PostgresDialect(TargetDialect):
         cores): see docs/benchmarks.md.
         """
         cols = ", ".join(quote_pg(c.target_name) for c in schema.columns)
-        sql = f"COPY {quote_pg(staging)} ({cols}) FROM STDIN WITH (FORMAT csv)"
+        sql = f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)"
         if not files:
             return 0
         try:

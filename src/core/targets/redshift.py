@@ -31,7 +31,7 @@ from src.core.targets.redshift_keys import table_keys
 from src.errors import ConfigError, LoadError
 from src.utils.faults import fault_point
 from src.utils.logging_setup import get_logger
-from src.utils.naming import quote_literal, quote_pg
+from src.utils.naming import quote_literal
 
 log = get_logger("redshift")
 REDSHIFT_MAX_VARCHAR = 65535
@@ -70,7 +70,7 @@ class RedshiftDialect(TargetDialect):
         names = [c.target_name for c in schema.columns]
         return table_keys(self.keys, source_table, names).clauses()
 
-    def copy_sql(self, staging: str, manifest_uri: str, *, masked: bool = False) -> str:
+    def copy_sql(self, table: str, manifest_uri: str, *, masked: bool = False) -> str:
         """The COPY statement; ``masked`` replaces any credential with ``***``."""
         if self.target.iam_role:
             auth = f"IAM_ROLE {quote_literal(self.target.iam_role)}"
@@ -87,16 +87,13 @@ class RedshiftDialect(TargetDialect):
                     f"aws_secret_access_key={secret.get_secret_value()}"
                 )
             auth = f"CREDENTIALS {quote_literal(creds)}"
-        return (
-            f"COPY {quote_pg(staging)} FROM {quote_literal(manifest_uri)} "
-            f"{auth} FORMAT AS PARQUET MANIFEST"
-        )
+        return f"COPY {table} FROM {quote_literal(manifest_uri)} {auth} FORMAT AS PARQUET MANIFEST"
 
-    def fill_staging(
+    def copy_files(
         self,
         cursor: Any,
         stage: Stage,
-        staging: str,
+        table: str,
         schema: TableSchema,
         files: list[StagedFileRef],
         load_prefix: str,
@@ -111,9 +108,9 @@ class RedshiftDialect(TargetDialect):
         stage.put_bytes(manifest_key, json.dumps(manifest).encode())
         manifest_uri = stage.uri(manifest_key)
         fault_point("after_manifest")
-        log.info("COPY", sql=self.copy_sql(staging, manifest_uri, masked=True))
+        log.info("COPY", sql=self.copy_sql(table, manifest_uri, masked=True))
         try:
-            cursor.execute(self.copy_sql(staging, manifest_uri))
+            cursor.execute(self.copy_sql(table, manifest_uri))
         except Exception as exc:
             raise LoadError(
                 f"Redshift COPY of {len(files)} files via {manifest_uri} failed: "
