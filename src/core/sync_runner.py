@@ -26,7 +26,7 @@ from src.core.targets.base import TargetDialect
 from src.core.targets.postgres import PostgresDialect
 from src.core.targets.redshift import RedshiftDialect
 from src.core.targets.redshift_keys import load_keys_file
-from src.errors import BackupError, ConfigError
+from src.errors import BackupError, ConfigError, PartialFailure
 from src.utils.logging_setup import get_logger
 from src.utils.naming import lock_key, new_execution_id, split_table_name, watermark_key
 
@@ -81,9 +81,9 @@ class SyncRun:
         if not failed:
             return 0
         if len(failed) < len(self.outcomes):
-            return 3
+            return PartialFailure.exit_code
         codes = {o.exit_code for o in failed}
-        return codes.pop() if len(codes) == 1 else 3
+        return codes.pop() if len(codes) == 1 else PartialFailure.exit_code
 
 
 def table_handles(
