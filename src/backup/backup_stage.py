@@ -263,7 +263,7 @@ class TableBackup:
                 bytes=staged.bytes,
             )
 
-        stage = self.connections.stage(self.app.stage_for(self.pipeline)[0])
+        stage = self.watermarks.stage  # one stage client per table run
         with (
             make_reader(
                 reader_endpoint,

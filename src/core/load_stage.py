@@ -84,7 +84,7 @@ class TableLoad:
         self.dialect = dialect
         self.execution_id = execution_id
         manager = ConnectionManager(app)
-        self.stage: Stage = manager.stage(app.stage_for(pipeline)[0])
+        self.stage: Stage = watermarks.stage  # one stage client per table run
         self.target_cfg = app.targets[pipeline.target]
         self.connect: Connect = connect or (lambda: manager.target(pipeline.target))
         self.schema_name, self.source_table = split_table_name(table_name)
