@@ -21,7 +21,7 @@ import pyarrow as pa
 from src.backup.mysql_reader import MySQLEndpoint, make_reader
 from src.backup.mysql_schema import TableSchema, TypePolicy, load_table_schema
 from src.backup.parquet_sink import ParquetSink, StagedFile
-from src.backup.row_based import Position, RowBasedBackupStrategy, Window
+from src.backup.row_based import Position, PrimaryKeyPass, RowBasedBackupStrategy, Window
 from src.config.settings import (
     AppConfig,
     PipelineConfig,
@@ -33,7 +33,14 @@ from src.core.connections import ConnectionManager
 from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
 from src.errors import DataError
 from src.utils.logging_setup import get_logger
-from src.utils.naming import data_file_name, partition_path, split_table_name, table_data_prefix
+from src.utils.naming import (
+    data_file_name,
+    partition_path,
+    quote_mysql,
+    quote_mysql_table,
+    split_table_name,
+    table_data_prefix,
+)
 
 log = get_logger("backup")
 
@@ -232,12 +239,23 @@ class TableBackup:
         reader_endpoint = self.reader_endpoint(endpoint)
         pos = plan.start
         session_rows = 0
+        pk_pass = self._pk_pass(wm, plan)
+        walker: Any = strategy
+        if pk_pass is not None:
+            walker = pk_pass
+            pos = Position(None, (wm.metadata.initial_pass or {}).get("last_pk"))
+            log.info("first run: reading in primary-key order", table=self.table_name)
 
         def uploaded(staged: StagedFile) -> None:
             nonlocal session_rows
             session_rows += staged.rows
-            last_ts, last_id = strategy.watermark_values(staged.position)
             state = wm.mysql_state
+            if pk_pass is not None:
+                hi, _ = strategy.watermark_values(Position(pk_pass.hi))
+                wm.metadata.initial_pass = {"hi": hi, "last_pk": staged.position.id}
+                last_ts, last_id = state.last_timestamp, state.last_id
+            else:
+                last_ts, last_id = strategy.watermark_values(staged.position)
             # A lookback run re-reads rows before the watermark: never move it backwards.
             if (last_ts or "", -1 if last_id is None else last_id) > (
                 state.last_timestamp or "",
@@ -280,7 +298,38 @@ class TableBackup:
             ) as sink,
         ):
             result.reader = reader.name
-            self._loop(reader, sink, strategy, window, pos, chunk_size, rows_per_file, result)
+            self._loop(reader, sink, walker, window, pos, chunk_size, rows_per_file, result)
+        if pk_pass is not None and result.stopped_by is None:
+            self._finish_pk_pass(wm, endpoint, strategy, pk_pass)
+
+    def _pk_pass(self, wm: Watermark, plan: BackupPlan) -> PrimaryKeyPass | None:
+        """The primary-key first pass, when this run starts or resumes one."""
+        strategy = plan.strategy
+        pk = self.table.primary_key or list(plan.schema.primary_key)
+        if strategy.kind != "hybrid" or pk != [strategy.id_col]:
+            return None
+        stored = wm.metadata.initial_pass
+        if stored is not None:
+            return PrimaryKeyPass(strategy, strategy.ts_from_watermark(stored["hi"]))
+        state = wm.mysql_state
+        if state.last_timestamp is None and state.last_id is None:
+            return PrimaryKeyPass(strategy, plan.window.hi_ts)
+        return None
+
+    def _finish_pk_pass(
+        self, wm: Watermark, endpoint: Any, strategy: RowBasedBackupStrategy, pk_pass: Any
+    ) -> None:
+        """Every row with ``ts <= hi`` is staged: continue after ``(hi, MAX(id))``."""
+        with self.connections.mysql(self.pipeline.source, endpoint) as conn, conn.cursor() as cur:
+            cur.execute(
+                f"SELECT MAX({quote_mysql(strategy.id_col or '')}) FROM "
+                f"{quote_mysql_table(self.schema_name, self.source_table)}"
+            )
+            (top,) = cur.fetchone()
+        hi, _ = strategy.watermark_values(Position(pk_pass.hi))
+        wm.mysql_state.last_timestamp = hi
+        wm.mysql_state.last_id = int(top) if top is not None else None
+        wm.metadata.initial_pass = None
 
     def _loop(
         self,

@@ -130,7 +130,7 @@ class RowBasedBackupStrategy:
 
     def start_position(self, last_ts: str | None, last_id: int | None) -> Position:
         """The watermark's position, moved back by ``lookback_seconds`` when set."""
-        ts = self._ts_from_watermark(last_ts)
+        ts = self.ts_from_watermark(last_ts)
         if self.ts_col is None:
             return Position(None, last_id)
         if ts is not None and self.cfg.lookback_seconds:
@@ -139,7 +139,7 @@ class RowBasedBackupStrategy:
             return Position(ts, None, ts_inclusive=True)
         return Position(ts, last_id if self.kind == "hybrid" else None)
 
-    def _ts_from_watermark(self, value: str | None) -> Any:
+    def ts_from_watermark(self, value: str | None) -> Any:
         if value is None or self.ts_col is None:
             return None
         parsed = dt.datetime.fromisoformat(value)
@@ -223,13 +223,13 @@ class RowBasedBackupStrategy:
         if batch.num_rows == 0:
             return pos
         last = batch.num_rows - 1
-        ts = self._value(batch, self.ts_col, last)
-        ident = self._value(batch, self.id_col, last)
+        ts = self.value(batch, self.ts_col, last)
+        ident = self.value(batch, self.id_col, last)
         if self.kind == "timestamp_only":
             return Position(ts, None)
         return replace(pos, ts=ts, id=ident, ts_inclusive=False)
 
-    def _value(self, batch: pa.RecordBatch, col: str | None, row: int) -> Any:
+    def value(self, batch: pa.RecordBatch, col: str | None, row: int) -> Any:
         if col is None:
             return None
         target = self.schema.column(col).target_name
@@ -249,3 +249,42 @@ class RowBasedBackupStrategy:
             ts = dt.datetime.fromtimestamp(ts, tz=dt.UTC).replace(tzinfo=None)
         text = ts.isoformat(timespec="microseconds") if isinstance(ts, dt.datetime) else None
         return text, int(pos.id) if isinstance(pos.id, int) else None
+
+
+class PrimaryKeyPass:
+    """A hybrid table's first run: every row with ``ts <= hi``, in primary-key order.
+
+    With no watermark yet the whole table is new; walking the ``(ts, id)`` index
+    would look up every row by primary key (about twice a full scan, see
+    docs/benchmarks.md), while primary-key order reads the table as stored. The
+    pass keeps its ``hi`` in the watermark, so an interrupted pass resumes with
+    the same bound; when it completes, the position becomes ``(hi, MAX(id))``:
+    every row with ``ts <= hi`` is staged, later changes have ``ts > hi``.
+    """
+
+    def __init__(self, strategy: RowBasedBackupStrategy, hi: Any) -> None:
+        self.base = strategy
+        self.schema = strategy.schema
+        self.kind = "pk_pass"
+        self.hi = hi
+
+    def chunk_query(self, pos: Position, window: Window, limit: int) -> ChunkQuery:
+        """``WHERE ts <= hi AND id > last ORDER BY id LIMIT n``."""
+        base = self.base
+        ts, ident = base._col(base.ts_col), base._col(base.id_col)
+        conds, params = [f"{ts} <= %s"], [self.hi]
+        if pos.id is not None:
+            conds.append(f"{ident} > %s")
+            params.append(pos.id)
+        extra = base._where_extra().replace("%", "%%")
+        sql = (
+            f"SELECT {self.schema.select_list()} FROM {self.schema.sql_table()} "
+            f"WHERE {' AND '.join(conds)}{extra} ORDER BY {ident} LIMIT %s"
+        )
+        return ChunkQuery(sql, (*params, limit))
+
+    def position_after(self, batch: pa.RecordBatch, pos: Position) -> Position:
+        """The primary key of the batch's last row."""
+        if batch.num_rows == 0:
+            return pos
+        return Position(None, self.base.value(batch, self.base.id_col, batch.num_rows - 1))

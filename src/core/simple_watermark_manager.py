@@ -62,6 +62,8 @@ class WatermarkMetadata(_State):
     created_at: str = Field(default_factory=utc_now_iso)
     manual_override: bool = False
     manual_set_time: str | None = None
+    # A hybrid table's first run, read in primary-key order: {"hi": <ts>, "last_pk": <id>}.
+    initial_pass: dict[str, Any] | None = None
 
 
 class Watermark(_State):

@@ -264,7 +264,7 @@ def test_unix_timestamps_and_additional_where(tmp_path: Path, mysql_db: MySQLDat
     assert sorted(staged_ids(project, table)) == [i for i in range(1, 101) if i % 4]
     wm = project.watermark(table)["mysql_state"]
     assert wm["last_timestamp"] == "2023-11-14T22:13:53.000000"  # epoch 1700000033, as UTC
-    assert wm["last_id"] == 99
+    assert wm["last_id"] == 100  # the first pass ends at (hi, MAX(id)); id 100 is filtered
     mysql_db.execute("INSERT INTO ev VALUES (101, 1700000040, 'a')")
     project.backup(table)
     assert staged_ids(project, table)[-1] == 101
@@ -297,3 +297,35 @@ def test_cdc_ordering_must_be_the_keyset_order(tmp_path: Path, mysql_db: MySQLDa
     ok = make_project(tmp_path / "ok", mysql_db, {table: {**HYBRID,
                       "cdc_ordering": ["updated_at", "id"]}})  # fmt: skip
     assert ok.cli("config", "validate").returncode == 0
+
+
+def test_first_run_reads_in_primary_key_order_and_resumes(
+    tmp_path: Path, mysql_db: MySQLDatabase
+) -> None:
+    table = create_events(mysql_db)
+    mysql_db.execute(
+        "INSERT INTO events (id, updated_at, v) "
+        "SELECT seq, '2025-01-01' + INTERVAL (1000 - seq) SECOND, 'a' FROM seq_1_to_1000"
+    )
+    project = make_project(
+        tmp_path, mysql_db, {table: {**HYBRID, "processing": {"batch_size": 100}}}
+    )
+    first = project.backup(table, "--limit", "300")
+    assert "first run: reading in primary-key order" in first.stderr
+    wm = project.watermark(table)
+    hi = wm["metadata"]["initial_pass"]["hi"]
+    assert wm["metadata"]["initial_pass"]["last_pk"] == 300
+    assert wm["mysql_state"]["last_timestamp"] is None
+    # Meanwhile a staged row changes (its ts moves past hi) and rows arrive.
+    mysql_db.execute("UPDATE events SET v = 'changed', updated_at = '2030-01-01' WHERE id = 5")
+    insert_rows(mysql_db, [(1001, "2030-01-02", "new")])
+    project.backup(table)  # resumes the pass with the same hi
+    wm = project.watermark(table)
+    assert wm["metadata"]["initial_pass"] is None
+    assert wm["mysql_state"]["last_timestamp"] == hi
+    assert wm["mysql_state"]["last_id"] == 1001
+    project.backup(table)  # an ordinary incremental run: the changed and the new row
+    staged = project.staged_table(table)
+    ids = staged.column("id").to_pylist()
+    assert sorted(set(ids)) == list(range(1, 1002))
+    assert ids.count(5) == 2 and staged.column("v").to_pylist()[ids.index(5, 300)] == "changed"
