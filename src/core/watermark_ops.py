@@ -196,6 +196,7 @@ def set_watermark(
             wm.mysql_state.last_timestamp = iso
         if last_id is not None:
             wm.mysql_state.last_id = last_id
+        wm.metadata.initial_pass = None  # an operator's position ends any first pass
         wm.metadata.manual_override = True
         wm.metadata.manual_set_time = utc_now_iso()
         handle.watermarks.write(wm)

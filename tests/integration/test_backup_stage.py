@@ -329,3 +329,22 @@ def test_first_run_reads_in_primary_key_order_and_resumes(
     ids = staged.column("id").to_pylist()
     assert sorted(set(ids)) == list(range(1, 1002))
     assert ids.count(5) == 2 and staged.column("v").to_pylist()[ids.index(5, 300)] == "changed"
+
+
+def test_watermark_set_ends_a_first_pass(tmp_path: Path, mysql_db: MySQLDatabase) -> None:
+    table = create_events(mysql_db)
+    mysql_db.execute(
+        "INSERT INTO events (id, updated_at, v) "
+        "SELECT seq, '2025-01-01' + INTERVAL seq SECOND, 'a' FROM seq_1_to_500"
+    )
+    project = make_project(
+        tmp_path, mysql_db, {table: {**HYBRID, "processing": {"batch_size": 100}}}
+    )
+    project.backup(table, "--limit", "200")
+    assert project.watermark(table)["metadata"]["initial_pass"]["last_pk"] == 200
+    project.cli("watermark", "set", "-t", table, "-p", "p", "--timestamp",
+                "2025-01-01 00:04:00", "--id", "0", check=True)  # fmt: skip
+    assert project.watermark(table)["metadata"]["initial_pass"] is None
+    project.backup(table)  # an ordinary run from the operator's position: ts > 00:04:00
+    ids = staged_ids(project, table)
+    assert sorted(set(ids)) == list(range(1, 201)) + list(range(240, 501))
