@@ -107,6 +107,10 @@ class RowBasedBackupStrategy:
         # additional_where is operator-written SQL from the pipeline file, trusted as such.
         return f" AND ({self.cfg.additional_where})" if self.cfg.additional_where else ""
 
+    def _where_template(self) -> str:
+        """``additional_where`` inside a pyformat template (its ``%`` doubled)."""
+        return self._where_extra().replace("%", "%%")
+
     def window(self, cursor: Any) -> Window:
         """Fix the run's upper bound and count rows no cursor can ever reach."""
         table = self.schema.sql_table()
@@ -162,7 +166,7 @@ class RowBasedBackupStrategy:
     def chunk_query(self, pos: Position, window: Window, limit: int) -> ChunkQuery:
         """The SELECT for the next chunk after ``pos``, bounded by the window."""
         select = f"SELECT {self.schema.select_list()} FROM {self.schema.sql_table()}"
-        extra = self._where_extra().replace("%", "%%")
+        extra = self._where_template()
         if self.kind == "custom_sql":
             return self._custom(pos, limit)
         if self.kind in ("id_only", "full_sync"):
@@ -198,7 +202,7 @@ class RowBasedBackupStrategy:
         """timestamp_only: every row with ``ts`` equal to a chunk's last one."""
         ts = self._col(self.ts_col)
         select = f"SELECT {self.schema.select_list()} FROM {self.schema.sql_table()}"
-        extra = self._where_extra().replace("%", "%%")
+        extra = self._where_template()
         return ChunkQuery(f"{select} WHERE {ts} = %s{extra}", (ts_value,))
 
     def _custom(self, pos: Position, limit: int) -> ChunkQuery:
@@ -276,7 +280,7 @@ class PrimaryKeyPass:
         if pos.id is not None:
             conds.append(f"{ident} > %s")
             params.append(pos.id)
-        extra = base._where_extra().replace("%", "%%")
+        extra = base._where_template()
         sql = (
             f"SELECT {self.schema.select_list()} FROM {self.schema.sql_table()} "
             f"WHERE {' AND '.join(conds)}{extra} ORDER BY {ident} LIMIT %s"

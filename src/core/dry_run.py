@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from src.backup.backup_stage import BackupOptions, TableBackup
+from src.backup.backup_stage import TableBackup
 from src.backup.mysql_reader import make_reader
 from src.config.settings import AppConfig
 from src.core.connection_registry import get_pipeline, get_table
@@ -37,7 +37,7 @@ def dry_run(
                 pipeline,
                 table,
                 watermarks,
-                BackupOptions(execution_id, options.limit, options.max_chunks, options.reader),
+                options.backup_options(execution_id),
             )
             wm = watermarks.read()
             with backup.connections.source_endpoint(pipeline.source) as endpoint:

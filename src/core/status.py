@@ -16,13 +16,7 @@ from functools import partial
 from src.config.settings import AppConfig
 from src.core.connection_registry import connection_names_in_use
 from src.core.connections import ConnectionManager, Endpoint
-from src.errors import BackupError
-
-
-class CheckFailed(BackupError):
-    """A server answered, but not as it should (wrong result, missing schema)."""
-
-    exit_code = 2
+from src.errors import BackupError, SourceConnectionError
 
 
 @dataclass(frozen=True)
@@ -86,7 +80,7 @@ def _mysql_probe(manager: ConnectionManager, name: str, endpoint: Endpoint | Non
         cur.execute("SELECT 1, VERSION()")
         one, version = cur.fetchone()
         if one != 1:
-            raise CheckFailed("SELECT 1 did not return 1")
+            raise SourceConnectionError("SELECT 1 did not return 1")
         return f"SELECT 1 ok, version {version}"
 
 
@@ -106,7 +100,7 @@ def _check_target(manager: ConnectionManager, name: str) -> list[CheckResult]:
             )
             (count,) = cur.fetchone()
             if not count:
-                raise CheckFailed(f"schema {cfg.schema_} does not exist")
+                raise SourceConnectionError(f"schema {cfg.schema_} does not exist")
             return f"SELECT 1 ok, schema {cfg.schema_} exists"
 
     return [_run("target", name, probe)]

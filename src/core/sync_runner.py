@@ -44,6 +44,10 @@ class SyncOptions:
     reader: str = "auto"
     parallel: int | None = None  # None: the pipeline's processing.max_parallel_tables
 
+    def backup_options(self, execution_id: str) -> BackupOptions:
+        """The backup stage's share of these options."""
+        return BackupOptions(execution_id, self.limit, self.max_chunks, self.reader)
+
 
 @dataclass
 class TableOutcome:
@@ -188,12 +192,7 @@ def _run_table(
                     pipeline,
                     table,
                     watermarks,
-                    BackupOptions(
-                        execution_id=execution_id,
-                        limit=options.limit,
-                        max_chunks=options.max_chunks,
-                        reader=options.reader,
-                    ),
+                    options.backup_options(execution_id),
                     on_progress=on_progress,
                 )
                 outcome.backup = backup.run()

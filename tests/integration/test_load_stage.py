@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import socket
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.integration.test_mysql_types import create_every_type
-from tests.support.databases import MySQLDatabase, PgSchema
+from tests.support.databases import MySQLDatabase, PgSchema, closed_port
 from tests.support.pipelines import Project, make_project
 from tests.support.s3_server import S3Bucket
 
@@ -210,10 +209,9 @@ def test_redshift_only_never_needs_mysql(
     table = create_orders(mysql_db, 400)
     project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
     project.cli("sync", "pipeline", "-p", "p", "-t", table, "--backup-only", check=True)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
-    broken = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg, source_extra={"port": closed})
+    broken = make_project(
+        tmp_path, mysql_db, {table: HYBRID}, pg=pg, source_extra={"port": closed_port()}
+    )
     assert broken.cli("sync", "pipeline", "-p", "p", "-t", table).returncode == 2
     sync(broken, table, "--redshift-only")
     assert pg.execute("SELECT COUNT(*) FROM orders") == [(400,)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.databases import MySQLDatabase, PgSchema
+from tests.support.databases import MySQLDatabase, PgSchema, closed_port
 from tests.support.s3_server import S3Bucket
 from tests.support.sshd import SshdServer
 
@@ -54,12 +53,6 @@ def mysql_user(mysql_db: MySQLDatabase) -> Iterator[str]:
     yield user
     for host in ("%", "localhost", "127.0.0.1"):
         mysql_db.execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_status_config(
@@ -180,7 +173,7 @@ def test_status_all_ok_through_ssh_tunnel(status_env: StatusEnv) -> None:
 
 
 def test_status_reports_refused_mysql_port(status_env: StatusEnv, tmp_path: Path) -> None:
-    closed = _closed_port()
+    closed = closed_port()
     status_env.config_dir = write_status_config(
         tmp_path / "refused", **{**status_env.config_args, "direct_port": closed}
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from src.core.stage import LocalStage
 from src.core.table_lock import TableLock
 from src.utils.naming import lock_key
-from tests.support.databases import MySQLDatabase, PgSchema
+from tests.support.databases import MySQLDatabase, PgSchema, closed_port
 from tests.support.pipelines import ROOT, SCOPE, Project, make_project
 from tests.support.s3_server import S3Bucket
 
@@ -33,12 +32,6 @@ def orders(db: MySQLDatabase, name: str = "orders", rows: int = 500) -> str:
         f"FROM seq_1_to_{rows}"
     )
     return f"{db.name}.{name}"
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def last_error(result: subprocess.CompletedProcess[str]) -> str:

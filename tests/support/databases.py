@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -116,3 +117,10 @@ def pg_schema(prefix: str = "t") -> Iterator[PgSchema]:
         with admin.cursor() as cur:
             cur.execute(f'DROP SCHEMA IF EXISTS "{schema.name}" CASCADE')
         admin.close()
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (for "connection refused" tests)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
