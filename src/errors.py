@@ -44,6 +44,14 @@ class DataError(BackupError):
     kind = "data"
 
 
+class NativeDecodeError(DataError):
+    """connectorx could not decode a value it received natively (it panicked).
+
+    The backup stage catches it while dates are selected natively and re-reads
+    from its position with the dates as text; anywhere else it is a DataError.
+    """
+
+
 class StageError(BackupError):
     """Reading or writing the S3 bucket or the local stage directory failed."""
 

@@ -111,6 +111,15 @@ class _Column:
         )
 
 
+def _is_text(arrow_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(arrow_type)
+        or pa.types.is_large_string(arrow_type)
+        or pa.types.is_binary(arrow_type)
+        or pa.types.is_large_binary(arrow_type)
+    )
+
+
 def as_string(arr: pa.Array) -> pa.Array:
     """View any string/binary array as ``string`` (UTF-8 validated)."""
     return arr if arr.type == pa.string() else arr.cast(pa.string())
@@ -183,6 +192,9 @@ def _first_unparsable(arr: pa.Array, target: pa.DataType) -> int:
 
 def _temporal(col: _Column) -> pa.Array:
     target = col.spec.arrow_type
+    if not _is_text(col.values.type):
+        # Decoded by connectorx, which cannot produce a zero date (it panics instead).
+        return col.values.cast(target)
     arr = as_string(col.values)
     try:
         return arr.cast(target)  # fast path: no zero dates in this batch

@@ -95,6 +95,10 @@ class RowBasedBackupStrategy:
                     ) from None
         self.unix_ts = self._is_unix_ts()
 
+    def with_schema(self, schema: TableSchema) -> RowBasedBackupStrategy:
+        """The same strategy over ``schema`` (same columns, another projection)."""
+        return RowBasedBackupStrategy(self.cfg, schema)
+
     # ------------------------------------------------------------------ setup
     def _is_unix_ts(self) -> bool:
         if self.ts_col is None:
@@ -271,6 +275,10 @@ class PrimaryKeyPass:
         self.schema = strategy.schema
         self.kind = "pk_pass"
         self.hi = hi
+
+    def with_schema(self, schema: TableSchema) -> PrimaryKeyPass:
+        """The same pass over ``schema`` (same columns, another projection)."""
+        return PrimaryKeyPass(self.base.with_schema(schema), self.hi)
 
     def chunk_query(self, pos: Position, window: Window, limit: int) -> ChunkQuery:
         """``WHERE ts <= hi AND id > last ORDER BY id LIMIT n``."""

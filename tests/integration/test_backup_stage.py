@@ -230,6 +230,43 @@ def test_both_readers_stage_identical_data(tmp_path: Path, mysql_db: MySQLDataba
     assert staged["connectorx"].equals(staged["pymysql"])
 
 
+@pytest.mark.parametrize(
+    ("strategy", "zero_at"),
+    [(HYBRID, 105_000), (ID_ONLY, 105_000), (ID_ONLY, 115_000), (TS_ONLY, 105_000)],
+    ids=["hybrid-mid-chunk", "id_only-mid-chunk", "id_only-chunk-start", "timestamp_only"],
+)
+def test_zero_date_switches_connectorx_to_dates_as_text(
+    tmp_path: Path, mysql_db: MySQLDatabase, strategy: dict[str, Any], zero_at: int
+) -> None:
+    """connectorx reads dates natively until a zero date, then on from there as text.
+
+    Chunks of 110,000 rows are read in batches of 50,000: a zero date at row
+    105,000 ends the read after a whole batch is written (the run continues after
+    it); at row 115,000 it fails the first batch of the second chunk (read again).
+    """
+    mysql_db.execute(
+        "CREATE TABLE shipments (id INT PRIMARY KEY, updated_at DATETIME(6) NOT NULL, "
+        "shipped DATE, KEY ix (updated_at, id))"
+    )
+    mysql_db.execute(
+        "INSERT INTO shipments SELECT seq, '2025-03-01' + INTERVAL (seq DIV 7) SECOND, "
+        "'2025-03-02' FROM seq_1_to_120000"
+    )
+    with mysql_db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = ''")  # zero dates need a permissive mode
+        cur.execute("UPDATE shipments SET shipped = '0000-00-00' WHERE id = %s", [zero_at])
+    table = f"{mysql_db.name}.shipments"
+    cfg = {**strategy, "processing": {"batch_size": 110_000}}
+    project = make_project(tmp_path, mysql_db, {table: cfg}, backup_batch_size=50_000)
+    out = project.backup(table, "--reader", "connectorx")
+    assert out.stderr.count("connectorx cannot decode a date natively") == 1, out.stderr
+    staged = project.staged_table(table).sort_by("id")
+    assert staged.column("id").to_pylist() == list(range(1, 120_001))  # none lost or repeated
+    shipped = staged.column("shipped")
+    assert shipped.null_count == 1 and shipped[zero_at - 1].as_py() is None
+    assert project.watermark(table)["mysql_state"]["total_rows"] == 120_000
+
+
 def test_custom_sql_with_bound_placeholders(tmp_path: Path, mysql_db: MySQLDatabase) -> None:
     table = create_events(mysql_db)
     insert_rows(mysql_db, [(i, f"2025-03-01 10:00:{i:02d}", "keep" if i % 2 else "x")

@@ -31,11 +31,12 @@ from src.backup.mysql_reader import (
     make_reader,
 )
 from src.backup.mysql_schema import TableSchema, TypePolicy, load_table_schema
-from src.errors import ConfigError, DataError, SourceConnectionError
+from src.errors import ConfigError, DataError, NativeDecodeError, SourceConnectionError
 from src.utils.naming import quote_mysql, quote_mysql_table
 from tests.support.databases import MySQLDatabase, mysql_database
 
 READERS: list[type[MySQLReader]] = [ConnectorxReader, PyMySQLReader]
+NATIVE = "connectorx, dates native"
 F32_01 = pa.array([0.1], pa.float32())[0].as_py()  # 0.1 as MySQL's FLOAT stores it
 
 EVERY_TYPE_DDL = """
@@ -137,12 +138,21 @@ def read_all(
     params: Any = (),
     batch_size: int = 1000,
 ) -> tuple[list[pa.RecordBatch], ConversionStats]:
-    """Every batch of ``SELECT <projection> FROM table [where] ORDER BY <pk>``."""
+    """Every batch of ``SELECT <projection> FROM table [where] ORDER BY <pk>``.
+
+    When connectorx cannot decode a date natively, the whole query is read again
+    with the dates selected as text (the backup stage carries on from its position).
+    """
     order = ", ".join(quote_mysql(c) for c in schema.primary_key) or "1"
     sql = f"SELECT {schema.select_list()} FROM {schema.sql_table()} {where} ORDER BY {order}"
     with reader_cls(endpoint(db), schema, batch_size) as reader:
         stream = reader.read(sql, params)
-        batches = list(stream)
+        try:
+            batches = list(stream)
+        except NativeDecodeError:
+            if not schema.reads_dates_natively:
+                raise
+            return read_all(reader_cls, db, schema.with_dates_as_text(), where, params, batch_size)
     return batches, stream.stats
 
 
@@ -203,6 +213,9 @@ def every_type() -> Iterator[EveryType]:
         for reader_cls in READERS:
             batches, stats[reader_cls.name] = read_all(reader_cls, db, schema, batch_size=2)
             tables[reader_cls.name] = pa.Table.from_batches(batches, schema.arrow_schema)
+        # Without the zero-date row, connectorx decodes every date natively.
+        batches, _ = read_all(ConnectorxReader, db, schema, where="WHERE id <> 4", batch_size=2)
+        tables[NATIVE] = pa.Table.from_batches(batches, schema.arrow_schema)
         yield EveryType(db, schema, tables, stats)
 
 
@@ -216,7 +229,7 @@ def test_golden_arrow_types(every_type: EveryType) -> None:
     assert every_type.schema.arrow_schema.field("d").nullable
 
 
-@pytest.mark.parametrize("reader", [r.name for r in READERS])
+@pytest.mark.parametrize("reader", [*(r.name for r in READERS), NATIVE])
 @pytest.mark.parametrize("expected", [MAX_ROW, MIN_ROW, NULL_ROW], ids=["max", "min", "nulls"])
 def test_exact_values(every_type: EveryType, reader: str, expected: dict[str, Any]) -> None:
     rows = {row["id"]: row for row in every_type.batches[reader].to_pylist()}
@@ -246,9 +259,22 @@ def test_zero_dates_become_null_and_are_counted(every_type: EveryType, reader: s
     }
 
 
+def test_connectorx_ends_with_native_decode_error_on_a_zero_date(every_type: EveryType) -> None:
+    """The backup stage's cue to select dates as text; the rows before it are whole."""
+    order = f"SELECT {every_type.schema.select_list()} FROM every_type ORDER BY id"
+    seen: list[int] = []
+    reader = ConnectorxReader(endpoint(every_type.db), every_type.schema, batch_size=1)
+    with reader, pytest.raises(NativeDecodeError, match="connectorx failed on a value"):
+        for batch in reader.read(order):
+            seen += batch.column(0).to_pylist()
+    assert seen == [1, 2, 3][: len(seen)]
+
+
 def test_readers_produce_identical_batches_and_parquet(every_type: EveryType) -> None:
     cx, py = every_type.batches["connectorx"], every_type.batches["pymysql"]
     assert cx.equals(py, check_metadata=True)
+    without_zero_dates = py.filter(pc.not_equal(py["id"], 4))
+    assert every_type.batches[NATIVE].equals(without_zero_dates, check_metadata=True)
     files = []
     for table in (cx, py):
         sink = io.BytesIO()
