@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from src.backup.mysql_reader import DEFAULT_BATCH_SIZE, MySQLEndpoint, make_reader
+from src.backup.mysql_reader import DEFAULT_BATCH_SIZE, make_reader
 from src.backup.mysql_schema import TableSchema, TypePolicy, load_table_schema
 from src.backup.parquet_sink import ParquetSink, StagedFile
 from src.backup.row_based import (
@@ -206,18 +206,6 @@ class TableBackup:
             estimated_rows=int(row[0] or 0) if row else 0,
         )
 
-    def reader_endpoint(self, endpoint: Any) -> MySQLEndpoint:
-        """The reader's view of the source (after any tunnel)."""
-        src = self.connections.source_config(self.pipeline.source)
-        return MySQLEndpoint(
-            host=endpoint.host,
-            port=endpoint.port,
-            user=src.username,
-            password=src.password.get_secret_value(),
-            database=src.database,
-            connect_timeout=src.connect_timeout,
-        )
-
     def _run(self, wm: Watermark, endpoint: Any, result: BackupResult) -> None:
         with self.connections.mysql(self.pipeline.source, endpoint) as conn:
             plan = self.plan(conn, wm)
@@ -242,7 +230,7 @@ class TableBackup:
             rows_per_file=rows_per_file,
             rows_per_file_source=plan.rows_per_file_source,
         )
-        reader_endpoint = self.reader_endpoint(endpoint)
+        reader_endpoint = self.connections.mysql_endpoint(self.pipeline.source, endpoint)
         pos = plan.start
         session_rows = 0
         pk_pass = self._pk_pass(wm, plan)

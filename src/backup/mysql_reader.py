@@ -27,10 +27,8 @@ import os
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Self
-from urllib.parse import quote
 
 import pyarrow as pa
 import pymysql
@@ -39,12 +37,12 @@ from pymysql.converters import encoders
 
 from src.backup.arrow_convert import ConversionStats, convert_batch
 from src.backup.mysql_schema import TableSchema
-from src.errors import NativeDecodeError, SourceConnectionError
+from src.core.connections import SESSION_TIME_ZONE_SQL, MySQLEndpoint
+from src.errors import NativeDecodeError
 
 Params = Sequence[Any] | Mapping[str, Any]
 ReaderChoice = Literal["auto", "connectorx", "pymysql"]
 
-SESSION_TIME_ZONE_SQL = "SET time_zone = '+00:00'"
 # Rows per batch (and so per Parquet row group). Smaller than the default chunk
 # (100,000) so that encoding a batch overlaps reading the next: on the SPEC §10.1
 # table 50,000 ran ~5% faster than 100,000, with ~25 MB less peak RSS.
@@ -61,58 +59,6 @@ CONNECTORX_SAFE_KINDS: frozenset[str] = frozenset(
     {"integer", "unsigned_bigint", "decimal", "decimal_text", "float", "double", "bit_bool"}
     | {"bit_int", "string", "date", "datetime", "timestamp", "time", "binary"}
 )
-
-
-@dataclass(frozen=True)
-class MySQLEndpoint:
-    """Where and as whom to connect (the local end of a tunnel when there is one)."""
-
-    host: str
-    port: int
-    user: str
-    password: str = field(default="", repr=False)
-    database: str | None = None
-    connect_timeout: int = 30
-
-    def connect(self, **kwargs: Any) -> pymysql.connections.Connection:
-        """A PyMySQL connection with the backup session settings (UTC, utf8mb4, autocommit)."""
-        try:
-            return pymysql.connect(
-                host=self.host,
-                port=self.port,
-                user=self.user,
-                # bytes: PyMySQL would encode a str password as latin1
-                # (pymysql/connections.py, Connection.__init__), so a non-ASCII
-                # password would not match the one the server hashed from UTF-8.
-                password=self.password.encode("utf-8"),
-                database=self.database,
-                charset="utf8mb4",
-                autocommit=True,
-                connect_timeout=self.connect_timeout,
-                init_command=SESSION_TIME_ZONE_SQL,
-                **kwargs,
-            )
-        except pymysql.err.OperationalError as exc:
-            raise _connection_error(self, exc) from exc
-
-    def connectorx_url(self) -> str:
-        """``mysql://user:password@host:port/db`` with every part percent-encoded."""
-        auth = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}"
-        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6 literal
-        return f"mysql://{auth}@{host}:{self.port}/{quote(self.database or '', safe='')}"
-
-    def scrub(self, text: str) -> str:
-        """``text`` with the password (plain or percent-encoded) masked."""
-        for secret in {self.password, quote(self.password, safe="")} - {""}:
-            text = text.replace(secret, "***")
-        return text
-
-
-def _connection_error(endpoint: MySQLEndpoint, exc: BaseException) -> SourceConnectionError:
-    where = f"{endpoint.user}@{endpoint.host}:{endpoint.port}"
-    return SourceConnectionError(
-        f"MySQL at {where}: {endpoint.scrub(str(exc))}; check the host, credentials and tunnel"
-    )
 
 
 class BatchStream(Iterator[pa.RecordBatch]):
@@ -301,7 +247,7 @@ class ConnectorxReader(MySQLReader):
                     f"({self.endpoint.scrub(str(exc))}); rerun with the pymysql reader"
                 ) from exc
             if isinstance(exc, RuntimeError) and "waiting for connection" in str(exc):
-                raise _connection_error(self.endpoint, exc) from exc
+                raise self.endpoint.connection_error(exc) from exc
             raise
 
 
@@ -329,7 +275,7 @@ class PyMySQLReader(MySQLReader):
             finished = True
         except pymysql.err.OperationalError as exc:
             if exc.args and exc.args[0] in _CONNECTION_ERRORS:
-                raise _connection_error(self.endpoint, exc) from exc
+                raise self.endpoint.connection_error(exc) from exc
             raise
         finally:
             if finished:

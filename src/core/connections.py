@@ -9,14 +9,80 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from src.config.settings import AppConfig, SourceConnection, StageConfig, TargetConnection
 from src.core.ssh_tunnel import SSHTunnel
 from src.core.stage import LocalStage, S3Stage, Stage
 from src.errors import ConfigError, SourceConnectionError
+
+SESSION_TIME_ZONE_SQL = "SET time_zone = '+00:00'"  # TIMESTAMP values read in UTC
+
+
+@dataclass(frozen=True)
+class MySQLEndpoint:
+    """Where and as whom to connect (the local end of a tunnel when there is one).
+
+    The one way this tool logs in to MySQL: planning queries, PyMySQL reads and
+    connectorx reads (its URL) all use it. The session is always utf8mb4 (SPEC
+    §5): Arrow strings are UTF-8, whatever ``charset`` the source config names.
+    """
+
+    host: str
+    port: int
+    user: str
+    password: str = field(default="", repr=False)
+    database: str | None = None
+    connect_timeout: int = 30
+    label: str = ""  # how messages name the server, e.g. "MySQL source SRC (db:3306)"
+
+    def connect(self, **kwargs: Any) -> Any:
+        """A PyMySQL connection with the backup session settings (UTC, utf8mb4, autocommit)."""
+        import pymysql
+
+        try:
+            return pymysql.connect(
+                host=self.host,
+                port=self.port,
+                user=self.user,
+                # bytes: PyMySQL would encode a str password as latin1
+                # (pymysql/connections.py, Connection.__init__), so a non-ASCII
+                # password would not match the one the server hashed from UTF-8.
+                password=self.password.encode("utf-8"),
+                database=self.database,
+                charset="utf8mb4",
+                autocommit=True,
+                connect_timeout=self.connect_timeout,
+                init_command=SESSION_TIME_ZONE_SQL,
+                **kwargs,
+            )
+        except pymysql.err.MySQLError as exc:
+            raise self.connection_error(exc) from None
+
+    def connectorx_url(self) -> str:
+        """``mysql://user:password@host:port/db`` with every part percent-encoded."""
+        auth = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6 literal
+        return f"mysql://{auth}@{host}:{self.port}/{quote(self.database or '', safe='')}"
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the password (plain or percent-encoded) masked."""
+        for secret in {self.password, quote(self.password, safe="")} - {""}:
+            text = text.replace(secret, "***")
+        return text
+
+    def connection_error(self, exc: BaseException) -> SourceConnectionError:
+        """The exit-2 error for a failed login or a dropped connection, secrets masked."""
+        where = self.label or f"MySQL at {self.host}:{self.port}"
+        args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
+        reason = f"({args[0]}) {args[1]}" if len(args) >= 2 else (str(exc) or type(exc).__name__)
+        return SourceConnectionError(
+            f"{where}, user {self.user!r}: {self.scrub(reason)}; "
+            "check the host, credentials and tunnel"
+        )
 
 
 @dataclass(frozen=True)
@@ -64,33 +130,27 @@ class ConnectionManager:
         with _endpoint(cfg.ssh_tunnel, cfg.host, cfg.port, f"source {name}") as endpoint:
             yield endpoint
 
+    def mysql_endpoint(self, name: str, endpoint: Endpoint) -> MySQLEndpoint:
+        """How to log in to source ``name`` at ``endpoint`` (after any tunnel)."""
+        cfg = self.source_config(name)
+        tunnel = " via SSH tunnel" if endpoint.via_tunnel else ""
+        return MySQLEndpoint(
+            host=endpoint.host,
+            port=endpoint.port,
+            user=cfg.username,
+            password=cfg.password.get_secret_value(),
+            database=cfg.database,
+            connect_timeout=cfg.connect_timeout,
+            label=f"MySQL source {name} ({cfg.host}:{cfg.port}{tunnel})",
+        )
+
     @contextmanager
     def mysql(self, name: str, endpoint: Endpoint | None = None) -> Iterator[Any]:
         """A PyMySQL connection: UTC session time zone, utf8mb4, autocommit."""
-        import pymysql
-
-        cfg = self.source_config(name)
         with ExitStack() as stack:
             if endpoint is None:
                 endpoint = stack.enter_context(self.source_endpoint(name))
-            try:
-                conn = pymysql.connect(
-                    host=endpoint.host,
-                    port=endpoint.port,
-                    user=cfg.username,
-                    password=cfg.password.get_secret_value(),
-                    database=cfg.database,
-                    charset=cfg.charset,
-                    connect_timeout=cfg.connect_timeout,
-                    autocommit=True,
-                    # TIMESTAMP values are read in UTC whatever the server's zone.
-                    init_command="SET time_zone = '+00:00'",
-                )
-            except pymysql.err.MySQLError as exc:
-                raise SourceConnectionError(
-                    f"MySQL source {name} ({cfg.host}:{cfg.port}"
-                    f"{' via SSH tunnel' if endpoint.via_tunnel else ''}): {_mysql_reason(exc)}"
-                ) from None
+            conn = self.mysql_endpoint(name, endpoint).connect()
             stack.callback(conn.close)
             yield conn
 
@@ -143,10 +203,3 @@ def _endpoint(tunnel_cfg: Any, host: str, port: int, label: str) -> Iterator[End
         return
     with SSHTunnel(tunnel_cfg, host, port, label=label) as (local_host, local_port):
         yield Endpoint(local_host, local_port, via_tunnel=True)
-
-
-def _mysql_reason(exc: Exception) -> str:
-    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
-    if len(args) >= 2:
-        return f"({args[0]}) {args[1]}"
-    return str(exc) or type(exc).__name__

@@ -44,7 +44,9 @@ def dry_run(
                 with backup.connections.mysql(pipeline.source, endpoint) as conn:
                     plan = backup.plan(conn, wm)
                 query = plan.strategy.chunk_query(plan.start, plan.window, plan.chunk_size)
-                with make_reader(backup.reader_endpoint(endpoint), plan.schema) as reader:
+                with make_reader(
+                    backup.connections.mysql_endpoint(pipeline.source, endpoint), plan.schema
+                ) as reader:
                     select = reader.render(query.sql, query.params)
             schema = plan.schema
             entry.update(

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -25,15 +26,16 @@ import pytest
 from src.backup.arrow_convert import ConversionStats
 from src.backup.mysql_reader import (
     ConnectorxReader,
-    MySQLEndpoint,
     MySQLReader,
     PyMySQLReader,
     make_reader,
 )
 from src.backup.mysql_schema import TableSchema, TypePolicy, load_table_schema
+from src.core.connections import MySQLEndpoint
 from src.errors import ConfigError, DataError, NativeDecodeError, SourceConnectionError
 from src.utils.naming import quote_mysql, quote_mysql_table
 from tests.support.databases import MySQLDatabase, mysql_database
+from tests.support.pipelines import make_project
 
 READERS: list[type[MySQLReader]] = [ConnectorxReader, PyMySQLReader]
 NATIVE = "connectorx, dates native"
@@ -413,7 +415,9 @@ def test_hostile_names_and_parameters(
     assert pa.Table.from_batches(batches).to_pylist() == [{"id": 1, 'co`l "u;mn%(x)s': tricky}]
 
 
-def test_special_password_works_for_both_readers(mysql_db: MySQLDatabase) -> None:
+def test_special_password_works_for_both_readers_and_the_cli(
+    mysql_db: MySQLDatabase, tmp_path: Path
+) -> None:
     # Non-ASCII too: PyMySQL alone would send a str password as latin1.
     user, password = f"cx_{uuid.uuid4().hex[:8]}", "p@ss:w/rd%?#&'\\ +é"
     mysql_db.execute("CREATE TABLE t (id INT PRIMARY KEY)")
@@ -433,6 +437,13 @@ def test_special_password_works_for_both_readers(mysql_db: MySQLDatabase) -> Non
             batches = list(reader.read(f"SELECT {schema.select_list()} FROM {schema.sql_table()}"))
         assert batches[0].column(0).to_pylist() == [1]
         assert password not in repr(ep)
+        # The planning connection too (it once sent the password as latin1).
+        table = f"{mysql_db.name}.t"
+        credentials = {"username": user, "password": password}
+        cfg = {"cdc_strategy": "id_only", "cdc_id_column": "id"}
+        project = make_project(tmp_path, mysql_db, {table: cfg}, source_extra=credentials)
+        out = project.backup(table)
+        assert project.staged_table(table).column("id").to_pylist() == [1], out.stderr
     finally:
         for host in hosts:
             mysql_db.execute(f"DROP USER IF EXISTS '{user}'@'{host}'", ())
