@@ -1,11 +1,10 @@
 """The backup stage for one table: MySQL chunks → Parquet files → stage, resumable.
 
 One run fixes its window once (SPEC §5), then reads chunk after chunk with
-the table's strategy. Files hold whole chunks (a chunk bigger than a file is
-split at a row boundary, except for ``timestamp_only`` whose groups of equal
-timestamps must stay whole). After each file is uploaded and verified, one
-atomic watermark write records it together with the position of its last row:
-the watermark never points past a row that is not in a recorded file.
+the table's strategy (:mod:`src.backup.chunk_loop`). After each file is
+uploaded and verified, one atomic watermark write records it together with
+the position of its last row: the watermark never points past a row that is
+not in a recorded file.
 """
 
 from __future__ import annotations
@@ -16,13 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-
+from src.backup.chunk_loop import ChunkLoop
 from src.backup.mysql_reader import DEFAULT_BATCH_SIZE, make_reader
 from src.backup.mysql_schema import TableSchema, TypePolicy, load_table_schema
 from src.backup.parquet_sink import ParquetSink, StagedFile
 from src.backup.row_based import (
-    ChunkQuery,
     Position,
     PrimaryKeyPass,
     RowBasedBackupStrategy,
@@ -37,7 +34,7 @@ from src.config.settings import (
 )
 from src.core.connections import ConnectionManager
 from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
-from src.errors import DataError, NativeDecodeError
+from src.errors import DataError
 from src.utils.logging_setup import get_logger
 from src.utils.naming import (
     data_file_name,
@@ -292,7 +289,20 @@ class TableBackup:
             ) as sink,
         ):
             result.reader = reader.name
-            self._loop(reader, sink, walker, window, pos, chunk_size, rows_per_file, result)
+            loop = ChunkLoop(
+                reader,
+                sink,
+                walker,
+                window,
+                chunk_size=chunk_size,
+                rows_per_file=rows_per_file,
+                limit=self.options.limit,
+                max_chunks=self.options.max_chunks,
+                table_name=self.table_name,
+                file_key=self._key,
+                on_chunk=self.on_progress,
+            )
+            loop.run(pos, result)
         if pk_pass is not None and result.stopped_by is None:
             self._finish_pk_pass(wm, endpoint, strategy, pk_pass)
 
@@ -325,157 +335,6 @@ class TableBackup:
         wm.mysql_state.last_id = int(top) if top is not None else None
         wm.metadata.initial_pass = None
 
-    def _loop(
-        self,
-        reader: Any,
-        sink: ParquetSink,
-        strategy: Any,
-        window: Any,
-        pos: Position,
-        chunk_size: int,
-        rows_per_file: int,
-        result: BackupResult,
-    ) -> None:
-        """Read chunks until the window is exhausted or a cap is hit.
-
-        When a chunk's rows are all in, the next chunk's query is sent before the
-        last batch is written (``ahead``), so the server and connectorx keep
-        reading while Parquet encodes; it is used only if it is exactly the
-        query the loop then builds.
-        """
-        chunk_no, closed_in_chunk = 0, 0
-        ahead: tuple[ChunkQuery, Any] | None = None
-
-        def close(at: Position) -> None:
-            nonlocal closed_in_chunk
-            sink.close_file(self._key(chunk_no, closed_in_chunk), at)
-            closed_in_chunk += 1
-
-        def cap(rows: int, chunk: int) -> str | None:
-            """The cap that stops the run before chunk number ``chunk``, if any."""
-            if self.options.limit is not None and rows >= self.options.limit:
-                return "limit"
-            if self.options.max_chunks is not None and chunk >= self.options.max_chunks:
-                return "max_chunks"
-            return None
-
-        def chunk_limit(rows: int) -> int:
-            return (
-                chunk_size
-                if self.options.limit is None
-                else min(chunk_size, self.options.limit - rows)
-            )
-
-        try:
-            while True:
-                result.stopped_by = cap(result.rows, chunk_no)
-                if result.stopped_by is not None:
-                    break
-                limit = chunk_limit(result.rows)
-                query = strategy.chunk_query(pos, window, limit)
-                if ahead is not None and ahead[0] == query:
-                    stream = ahead[1]
-                else:
-                    if ahead is not None:
-                        ahead[1].close()
-                    stream = reader.read(query.sql, query.params)
-                ahead = None
-                closed_in_chunk = 0
-                read_rows, fetched, interrupted = 0, 0, False
-                try:
-                    if strategy.kind == "timestamp_only":
-                        batches = [b for b in stream if b.num_rows]
-                        fetched = sum(b.num_rows for b in batches)
-                        if batches:
-                            batches = self._complete_group(reader, strategy, batches, result)
-                        for batch in batches:
-                            sink.write(batch)
-                            read_rows += batch.num_rows
-                        if batches:
-                            pos = strategy.position_after(batches[-1], pos)
-                        close(pos)  # files end only where groups of equal timestamps are whole
-                    else:
-                        for batch in stream:
-                            read_rows += batch.num_rows
-                            rows = result.rows + read_rows
-                            if read_rows == limit and cap(rows, chunk_no + 1) is None:
-                                after = strategy.position_after(batch, pos)
-                                nxt = strategy.chunk_query(after, window, chunk_limit(rows))
-                                ahead = (nxt, reader.read(nxt.sql, nxt.params, start=True))
-                            offset = 0
-                            while offset < batch.num_rows:
-                                room = rows_per_file - sink.rows_in_file
-                                piece = batch.slice(offset, min(room, batch.num_rows - offset))
-                                offset += piece.num_rows
-                                sink.write(piece)
-                                pos = strategy.position_after(piece, pos)
-                                if sink.rows_in_file >= rows_per_file:
-                                    close(pos)
-                        fetched = read_rows
-                except NativeDecodeError as exc:
-                    strategy = self._dates_as_text(strategy, exc)
-                    if read_rows == 0:
-                        continue  # nothing of this chunk is written: read it again
-                    # Every row before the undecodable one is written and `pos` is after
-                    # the last of them: the next chunk carries on from there.
-                    interrupted = True
-                self._count(stream.stats, result)
-                if read_rows == 0:
-                    break
-                result.rows += read_rows
-                result.chunks += 1
-                log.info(
-                    "chunk read",
-                    table=self.table_name,
-                    chunk=chunk_no,
-                    rows=read_rows,
-                    total=result.rows,
-                )
-                if self.on_progress:
-                    self.on_progress(result)
-                chunk_no += 1
-                if fetched < limit and not interrupted:
-                    break  # the window is exhausted
-            close(pos)
-        finally:
-            if ahead is not None:
-                ahead[1].close()
-
-    def _dates_as_text(self, strategy: Any, exc: NativeDecodeError) -> Any:
-        """The strategy with dates selected as text, after connectorx failed on one.
-
-        Raises ``exc`` when dates are text already: the value is not a date.
-        """
-        if not strategy.schema.reads_dates_natively:
-            raise exc
-        log.warning(
-            "connectorx cannot decode a date natively (a zero date?); reading on with "
-            "dates selected as text",
-            table=self.table_name,
-            error=str(exc),
-        )
-        return strategy.with_schema(strategy.schema.with_dates_as_text())
-
-    def _complete_group(
-        self,
-        reader: Any,
-        strategy: RowBasedBackupStrategy,
-        batches: list[pa.RecordBatch],
-        result: BackupResult,
-    ) -> list[pa.RecordBatch]:
-        """timestamp_only: replace the chunk's last group by all rows sharing its timestamp."""
-        import pyarrow.compute as pc
-
-        last_ts = strategy.position_after(batches[-1], Position()).ts
-        column = strategy.schema.column(strategy.ts_col or "").target_name
-        table = pa.Table.from_batches(batches)
-        before = table.filter(pc.not_equal(table[column], pa.scalar(last_ts, table[column].type)))
-        query = strategy.group_query(last_ts)
-        stream = reader.read(query.sql, query.params)
-        group = [b for b in stream if b.num_rows]
-        self._count(stream.stats, result)
-        return [*before.combine_chunks().to_batches(), *group]
-
     def _key(self, chunk: int, file: int) -> str:
         s3 = self.pipeline.s3
         _, stage_cfg = self.app.stage_for(self.pipeline)
@@ -498,10 +357,3 @@ class TableBackup:
             file,
         )
         return prefix + name
-
-    @staticmethod
-    def _count(stats: Any, result: BackupResult) -> None:
-        counts = stats.as_dict()
-        result.zero_dates += counts.get("zero_dates", 0)
-        result.nul_chars += counts.get("nul_chars", 0)
-        result.truncated += counts.get("truncated", 0)

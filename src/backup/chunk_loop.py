@@ -1,0 +1,223 @@
+"""The chunk loop of one table's backup run: read a chunk, write it, move on.
+
+Files hold whole chunks (a chunk bigger than a file is split at a row
+boundary, except for ``timestamp_only`` whose groups of equal timestamps must
+stay whole); the position after a file's last row travels with the file to the
+watermark. Two things keep the loop near the speed of the server:
+
+- when a chunk's rows are all in, the next chunk's query is sent before the
+  last batch is written, so the server and connectorx keep reading while
+  Parquet encodes; it is used only if it is exactly the query the loop then
+  builds;
+- dates are read natively, and after connectorx fails on one (a zero date) the
+  run carries on from the position after the last written row with the dates
+  selected as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from src.backup.mysql_reader import BatchStream, MySQLReader
+from src.backup.parquet_sink import ParquetSink
+from src.backup.row_based import ChunkQuery, Position, Window
+from src.errors import NativeDecodeError
+from src.utils.logging_setup import get_logger
+
+if TYPE_CHECKING:
+    from src.backup.backup_stage import BackupResult
+
+log = get_logger("backup")
+
+
+class ChunkLoop:
+    """Reads a run's chunks into ``sink`` until the window is exhausted or a cap is hit.
+
+    ``strategy`` is a :class:`RowBasedBackupStrategy` or a :class:`PrimaryKeyPass`;
+    ``file_key(chunk, file)`` names the files, ``on_chunk(result)`` reports
+    progress. ``pos`` is where the run stands: after the last row written.
+    """
+
+    def __init__(
+        self,
+        reader: MySQLReader,
+        sink: ParquetSink,
+        strategy: Any,
+        window: Window,
+        *,
+        chunk_size: int,
+        rows_per_file: int,
+        limit: int | None,
+        max_chunks: int | None,
+        table_name: str,
+        file_key: Callable[[int, int], str],
+        on_chunk: Callable[[BackupResult], None] | None = None,
+    ) -> None:
+        self.reader = reader
+        self.sink = sink
+        self.strategy = strategy
+        self.window = window
+        self.chunk_size = chunk_size
+        self.rows_per_file = rows_per_file
+        self.limit = limit
+        self.max_chunks = max_chunks
+        self.table_name = table_name
+        self.file_key = file_key
+        self.on_chunk = on_chunk
+        self.pos = Position()
+        self.chunk_no = 0
+        self._files_in_chunk = 0
+        self._written = 0  # rows of the current chunk in the sink
+        self._ahead: tuple[ChunkQuery, BatchStream] | None = None
+
+    def run(self, pos: Position, result: BackupResult) -> None:
+        """Stage chunk after chunk from ``pos``, counting into ``result``."""
+        self.pos = pos
+        try:
+            while (stop := self._cap(result.rows, self.chunk_no)) is None:
+                limit = self._chunk_limit(result.rows)
+                stream = self._stream(self.strategy.chunk_query(self.pos, self.window, limit))
+                self._files_in_chunk = self._written = 0
+                try:
+                    if self.strategy.kind == "timestamp_only":
+                        fetched = self._group_chunk(stream, result)
+                    else:
+                        fetched = self._chunk(stream, limit, result.rows)
+                except NativeDecodeError as exc:
+                    self.strategy = self._dates_as_text(exc)
+                    if not self._written:
+                        continue  # nothing of this chunk is written: read it again
+                    fetched = limit  # carry on after the last written row
+                _count(stream.stats, result)
+                if not self._written:
+                    break
+                result.rows += self._written
+                result.chunks += 1
+                log.info(
+                    "chunk read",
+                    table=self.table_name,
+                    chunk=self.chunk_no,
+                    rows=self._written,
+                    total=result.rows,
+                )
+                if self.on_chunk:
+                    self.on_chunk(result)
+                self.chunk_no += 1
+                if fetched < limit:
+                    break  # the window is exhausted
+            result.stopped_by = stop
+            self._close_file()
+        finally:
+            if self._ahead is not None:
+                self._ahead[1].close()
+
+    # ------------------------------------------------------------------ caps
+    def _cap(self, rows: int, chunk: int) -> str | None:
+        """The cap that stops the run before chunk number ``chunk``, if any."""
+        if self.limit is not None and rows >= self.limit:
+            return "limit"
+        if self.max_chunks is not None and chunk >= self.max_chunks:
+            return "max_chunks"
+        return None
+
+    def _chunk_limit(self, rows: int) -> int:
+        return self.chunk_size if self.limit is None else min(self.chunk_size, self.limit - rows)
+
+    # --------------------------------------------------------------- reading
+    def _stream(self, query: ChunkQuery) -> BatchStream:
+        """The chunk's rows: the query sent ahead when it is this one, else a new read."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            if ahead[0] == query:
+                return ahead[1]
+            ahead[1].close()
+        return self.reader.read(query.sql, query.params)
+
+    def _send_next(self, batch: pa.RecordBatch, rows: int) -> None:
+        """The chunk is complete after ``batch``: send the next chunk's query now."""
+        if self._cap(rows, self.chunk_no + 1) is not None:
+            return
+        after = self.strategy.position_after(batch, self.pos)
+        query = self.strategy.chunk_query(after, self.window, self._chunk_limit(rows))
+        self._ahead = (query, self.reader.read(query.sql, query.params, start=True))
+
+    def _chunk(self, stream: BatchStream, limit: int, rows_before: int) -> int:
+        """Write a keyset chunk batch by batch; return the rows the query returned."""
+        fetched = 0
+        for batch in stream:
+            fetched += batch.num_rows
+            if fetched == limit:
+                self._send_next(batch, rows_before + fetched)
+            offset = 0
+            while offset < batch.num_rows:
+                room = self.rows_per_file - self.sink.rows_in_file
+                piece = batch.slice(offset, min(room, batch.num_rows - offset))
+                offset += piece.num_rows
+                self.sink.write(piece)
+                self._written += piece.num_rows
+                self.pos = self.strategy.position_after(piece, self.pos)
+                if self.sink.rows_in_file >= self.rows_per_file:
+                    self._close_file()
+        return fetched
+
+    def _group_chunk(self, stream: BatchStream, result: BackupResult) -> int:
+        """timestamp_only: read the chunk, complete its last group, then write it whole."""
+        batches = [b for b in stream if b.num_rows]
+        fetched = sum(b.num_rows for b in batches)
+        if batches:
+            batches = self._complete_group(batches, result)
+        for batch in batches:
+            self.sink.write(batch)
+            self._written += batch.num_rows
+        if batches:
+            self.pos = self.strategy.position_after(batches[-1], self.pos)
+        self._close_file()  # files end only where groups of equal timestamps are whole
+        return fetched
+
+    def _complete_group(
+        self, batches: list[pa.RecordBatch], result: BackupResult
+    ) -> list[pa.RecordBatch]:
+        """Replace the chunk's last group by all rows sharing its timestamp."""
+        import pyarrow.compute as pc
+
+        strategy = self.strategy
+        last_ts = strategy.position_after(batches[-1], Position()).ts
+        column = strategy.schema.column(strategy.ts_col or "").target_name
+        table = pa.Table.from_batches(batches)
+        before = table.filter(pc.not_equal(table[column], pa.scalar(last_ts, table[column].type)))
+        query = strategy.group_query(last_ts)
+        stream = self.reader.read(query.sql, query.params)
+        group = [b for b in stream if b.num_rows]
+        _count(stream.stats, result)
+        return [*before.combine_chunks().to_batches(), *group]
+
+    def _dates_as_text(self, exc: NativeDecodeError) -> Any:
+        """The strategy with dates selected as text, after connectorx failed on one.
+
+        Raises ``exc`` when dates are text already: the value is not a date.
+        """
+        schema = self.strategy.schema
+        if not schema.reads_dates_natively:
+            raise exc
+        log.warning(
+            "connectorx cannot decode a date natively (a zero date?); reading on with "
+            "dates selected as text",
+            table=self.table_name,
+            error=str(exc),
+        )
+        return self.strategy.with_schema(schema.with_dates_as_text())
+
+    # --------------------------------------------------------------- writing
+    def _close_file(self) -> None:
+        self.sink.close_file(self.file_key(self.chunk_no, self._files_in_chunk), self.pos)
+        self._files_in_chunk += 1
+
+
+def _count(stats: Any, result: BackupResult) -> None:
+    counts = stats.as_dict()
+    result.zero_dates += counts.get("zero_dates", 0)
+    result.nul_chars += counts.get("nul_chars", 0)
+    result.truncated += counts.get("truncated", 0)
