@@ -75,6 +75,17 @@ class SourceConnection(_Frozen):
     connect_timeout: int = Field(10, gt=0)
     ssh_tunnel: SSHTunnelConfig = SSHTunnelConfig()
 
+    @field_validator("charset")
+    @classmethod
+    def _utf8mb4_only(cls, value: str) -> str:
+        # Every session is utf8mb4 (SPEC §5): Arrow strings and Redshift VARCHAR are
+        # UTF-8, so another connection charset could only garble text.
+        if value.lower() != "utf8mb4":
+            raise ValueError(
+                "the backup reads MySQL in utf8mb4 only: remove the key or set utf8mb4"
+            )
+        return value
+
 
 class TargetConnection(_Frozen):
     """A Redshift cluster or a PostgreSQL database that tables are loaded into."""

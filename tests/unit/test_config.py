@@ -205,6 +205,27 @@ def test_invalid_value_is_reported_with_key_path(tmp_path: Path) -> None:
     assert errors[0].startswith("pipelines/p.yml: tables.shop.items.cdc_strategy: Input should be")
 
 
+def test_source_charset_must_be_utf8mb4(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    connections = config / "connections.yml"
+    text = connections.read_text()
+    connections.write_text(
+        text.replace(
+            "      username: reader\n", "      username: reader\n      charset: latin1\n", 1
+        )
+    )
+    assert errors_of(config)[0] == (
+        "connections.yml: connections.sources.SRC.charset: "
+        "the backup reads MySQL in utf8mb4 only: remove the key or set utf8mb4"
+    )
+    connections.write_text(
+        text.replace(
+            "      username: reader\n", "      username: reader\n      charset: UTF8MB4\n", 1
+        )
+    )
+    assert load(config).app.sources["SRC"].charset == "UTF8MB4"
+
+
 def test_three_levels_of_chunk_size(tmp_path: Path) -> None:
     app = load(write_config(tmp_path)).app
     pipeline = app.pipelines["p"]
