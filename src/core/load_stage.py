@@ -121,14 +121,22 @@ class TableLoad:
 
     # ---------------------------------------------------------------- ledger
     def _ensure_ledger(self, conn: Any) -> None:
-        with conn.cursor() as cur:
-            cur.execute(
-                f"CREATE TABLE IF NOT EXISTS {quote_pg_table(self.target_schema, LEDGER_TABLE)} ("
-                '"file_key" VARCHAR(1024) NOT NULL PRIMARY KEY, '
-                '"table_name" VARCHAR(512) NOT NULL, "rows" BIGINT NOT NULL, '
-                '"loaded_at" TIMESTAMP NOT NULL, "execution_id" VARCHAR(128))'
-            )
-        conn.commit()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "CREATE TABLE IF NOT EXISTS "
+                    f"{quote_pg_table(self.target_schema, LEDGER_TABLE)} ("
+                    '"file_key" VARCHAR(1024) NOT NULL PRIMARY KEY, '
+                    '"table_name" VARCHAR(512) NOT NULL, "rows" BIGINT NOT NULL, '
+                    '"loaded_at" TIMESTAMP NOT NULL, "execution_id" VARCHAR(128))'
+                )
+            conn.commit()
+        except Exception as exc:  # e.g. the schema does not exist, or no CREATE right
+            raise LoadError(
+                f"creating the load ledger {self.target_schema}.{LEDGER_TABLE} on "
+                f"{self.target_cfg.type} target {self.pipeline.target} failed: "
+                f"{_first_line(exc)}; check the target's schema and the user's rights"
+            ) from None
 
     def _ledger_keys(self, conn: Any, table_name: str) -> set[str]:
         with conn.cursor() as cur:

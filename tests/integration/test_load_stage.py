@@ -217,6 +217,27 @@ def test_redshift_only_never_needs_mysql(
     assert pg.execute("SELECT COUNT(*) FROM orders") == [(400,)]
 
 
+def test_missing_target_schema_is_a_load_error_and_keeps_the_staged_files(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    table = create_orders(mysql_db, 300)
+    project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
+    missing = f"{pg.name}_later"
+    path = project.config_dir / "connections.yml"
+    path.write_text(path.read_text().replace(f"schema: {pg.name}", f"schema: {missing}"))
+    out = project.cli("sync", "pipeline", "-p", "p", "-t", table)
+    assert out.returncode == 6, out.stderr
+    assert f"creating the load ledger {missing}.s3_backup_load_ledger" in out.stderr
+    assert "does not exist" in out.stderr and "Traceback" not in out.stderr
+    assert len(project.watermark(table)["backup_s3_files"]) == 1  # staged, not lost
+    pg.execute(f'CREATE SCHEMA "{missing}"')
+    try:
+        sync(project, table, "--redshift-only")
+        assert pg.execute(f'SELECT COUNT(*) FROM "{missing}".orders') == [(300,)]
+    finally:
+        pg.execute(f'DROP SCHEMA "{missing}" CASCADE')
+
+
 @pytest.mark.slow
 def test_1200_staged_files_load_from_s3(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema, s3_bucket: S3Bucket
