@@ -19,12 +19,7 @@ from src.backup.chunk_loop import ChunkLoop
 from src.backup.mysql_reader import DEFAULT_BATCH_SIZE, make_reader
 from src.backup.mysql_schema import TableSchema, TypePolicy, load_table_schema
 from src.backup.parquet_sink import ParquetSink, StagedFile
-from src.backup.row_based import (
-    Position,
-    PrimaryKeyPass,
-    RowBasedBackupStrategy,
-    Window,
-)
+from src.backup.row_based import Position, PrimaryKeyPass, RowBasedBackupStrategy, Window
 from src.config.settings import (
     AppConfig,
     PipelineConfig,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from src.backup.arrow_convert import ConversionStats
 from src.backup.mysql_reader import BatchStream, MySQLReader
 from src.backup.parquet_sink import ParquetSink
 from src.backup.row_based import ChunkQuery, Position, Window
@@ -216,8 +217,7 @@ class ChunkLoop:
         self._files_in_chunk += 1
 
 
-def _count(stats: Any, result: BackupResult) -> None:
-    counts = stats.as_dict()
-    result.zero_dates += counts.get("zero_dates", 0)
-    result.nul_chars += counts.get("nul_chars", 0)
-    result.truncated += counts.get("truncated", 0)
+def _count(stats: ConversionStats, result: BackupResult) -> None:
+    result.zero_dates += stats.zero_dates
+    result.nul_chars += stats.nul_chars
+    result.truncated += stats.truncated

@@ -26,7 +26,7 @@ import importlib.util
 import os
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Self
 
@@ -206,16 +206,15 @@ class ConnectorxReader(MySQLReader):
 
     def _raw_batches(self, sql: str, params: Params, start: bool) -> Iterator[pa.RecordBatch]:
         # A generator body runs on the first next(): send the query before, if asked to.
-        if not start:
-            return self._batches(lambda: self._send(sql, params))
-        try:
-            sent = self._send(sql, params)  # returns once the Rust producer is running
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # raised from the stream, like a lazy read's
-            failure = exc
-            return self._batches(lambda: _raise(failure))
-        return self._batches(lambda: sent)
+        sent: Iterator[pa.RecordBatch] | BaseException | None = None
+        if start:
+            try:
+                sent = self._send(sql, params)  # returns once the Rust producer is running
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # raised from the stream, like a lazy read's
+                sent = exc
+        return self._batches(sql, params, sent)
 
     def _send(self, sql: str, params: Params) -> Iterator[pa.RecordBatch]:
         import connectorx  # heavy (Rust extension): imported on first use
@@ -232,9 +231,13 @@ class ConnectorxReader(MySQLReader):
             )
         )
 
-    def _batches(self, send: Callable[[], Iterator[pa.RecordBatch]]) -> Iterator[pa.RecordBatch]:
+    def _batches(
+        self, sql: str, params: Params, sent: Iterator[pa.RecordBatch] | BaseException | None
+    ) -> Iterator[pa.RecordBatch]:
         try:
-            for batch in send():
+            if isinstance(sent, BaseException):
+                raise sent
+            for batch in sent or self._send(sql, params):
                 if batch.num_rows:
                     yield batch
         except BaseException as exc:
@@ -284,10 +287,6 @@ class PyMySQLReader(MySQLReader):
                 # Abandoned mid-result: SSCursor.close() would read every remaining row;
                 # dropping the connection stops the server instead.
                 self.close()
-
-
-def _raise(exc: BaseException) -> Iterator[pa.RecordBatch]:
-    raise exc
 
 
 def connectorx_blockers(schema: TableSchema, *, tunnel_in_process: bool = False) -> list[str]:
