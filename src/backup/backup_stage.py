@@ -10,6 +10,7 @@ not in a recorded file.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,23 +20,30 @@ from src.backup.chunk_loop import ChunkLoop
 from src.backup.mysql_reader import DEFAULT_BATCH_SIZE, make_reader
 from src.backup.mysql_schema import TableSchema, TypePolicy, load_table_schema
 from src.backup.parquet_sink import ParquetSink, StagedFile
-from src.backup.row_based import Position, PrimaryKeyPass, RowBasedBackupStrategy, Window
+from src.backup.row_based import (
+    Position,
+    PrimaryKeyPass,
+    RowBasedBackupStrategy,
+    Window,
+    advances,
+    exact_value,
+)
 from src.config.settings import (
     AppConfig,
     PipelineConfig,
     TableConfig,
     resolve_chunk_size,
     resolve_rows_per_file,
+    resolve_write_mode,
 )
 from src.core.connections import ConnectionManager
 from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
 from src.errors import DataError
 from src.utils.logging_setup import get_logger
 from src.utils.naming import (
+    IDENTIFIER_LIMITS,
     data_file_name,
     partition_path,
-    quote_mysql,
-    quote_mysql_table,
     split_table_name,
     table_data_prefix,
 )
@@ -163,10 +171,16 @@ class TableBackup:
 
     def plan(self, conn: Any, wm: Watermark) -> BackupPlan:
         """Schema, strategy, window, start and sizes of a run (reads MySQL, changes nothing)."""
+        target_type = self.app.targets[self.pipeline.target].type
         schema = load_table_schema(
-            conn, self.schema_name, self.source_table, type_policy(self.table)
+            conn,
+            self.schema_name,
+            self.source_table,
+            type_policy(self.table),
+            IDENTIFIER_LIMITS[target_type],
         )
         strategy = RowBasedBackupStrategy(self.table, schema)
+        resolve_write_mode(self.table, strategy.primary_key, self.table_name)  # refuse early
         with conn.cursor() as cur:
             window = strategy.window(cur)
             cur.execute(
@@ -178,7 +192,8 @@ class TableBackup:
         if self.table.cdc_strategy == "full_sync" and self.table.full_sync_mode != "paginate":
             start = Position()  # every run reads the whole table
         else:
-            start = strategy.start_position(wm.mysql_state.last_timestamp, wm.mysql_state.last_id)
+            state = wm.mysql_state
+            start = strategy.start_position(state.last_timestamp, state.last_id, state.last_key)
         chunk_size, source = resolve_chunk_size(self.pipeline, self.table)
         rows_per_file, file_source = resolve_rows_per_file(self.app, self.pipeline, self.table)
         if strategy.kind == "timestamp_only":
@@ -198,9 +213,38 @@ class TableBackup:
             estimated_rows=int(row[0] or 0) if row else 0,
         )
 
+    def position_ahead(self, plan: BackupPlan, wm: Watermark) -> str | None:
+        """``"col = value, but MAX(col) … is hi"`` when the stored position is past the source."""
+        state = wm.mysql_state
+        strategy = plan.strategy
+        stored = strategy.start_position(state.last_timestamp, state.last_id, state.last_key)
+        if stored.ts_inclusive:  # lookback: compare the position itself
+            stored = Position(strategy.ts_from_watermark(state.last_timestamp))
+        ahead = strategy.ahead_of_source(stored, plan.window)
+        if ahead is None:
+            return None
+        column, value, hi = ahead
+        top = _shown(hi) if hi is not None else "NULL (no row)"
+        return f"{column} = {_shown(value)}, but MAX({column}) on the source is {top}"
+
+    def check_position(self, plan: BackupPlan, wm: Watermark) -> None:
+        """DataError when the stored position is past the source's ``MAX(cursor)``."""
+        ahead = self.position_ahead(plan, wm)
+        if ahead is None:
+            return
+        name, pipeline = self.table_name, self.pipeline.name
+        option = "--timestamp" if plan.strategy.ts_col else "--id"
+        raise DataError(
+            f"table {name}: the watermark is ahead of the source: it continues after "
+            f"{ahead}, so no row would be read. If the source was restored or the position "
+            f"set by hand, move it back with 'watermark set -t {name} -p {pipeline} "
+            f"{option} …' or start over with 'watermark reset -t {name} -p {pipeline}'"
+        )
+
     def _run(self, wm: Watermark, endpoint: Any, result: BackupResult) -> None:
         with self.connections.mysql(self.pipeline.source, endpoint) as conn:
             plan = self.plan(conn, wm)
+        self.check_position(plan, wm)
         strategy, schema, window = plan.strategy, plan.schema, plan.window
         chunk_size, rows_per_file = plan.chunk_size, plan.rows_per_file
         result.null_cursor_rows = window.null_cursor_rows
@@ -223,34 +267,47 @@ class TableBackup:
             rows_per_file_source=plan.rows_per_file_source,
         )
         reader_endpoint = self.connections.mysql_endpoint(self.pipeline.source, endpoint)
-        pos = plan.start
         session_rows = 0
-        pk_pass = self._pk_pass(wm, plan)
-        walker: Any = strategy
+        walker, pos = self.walk(wm, plan)
+        pk_pass = walker if isinstance(walker, PrimaryKeyPass) else None
         if pk_pass is not None:
-            walker = pk_pass
-            pos = Position(None, (wm.metadata.initial_pass or {}).get("last_pk"))
             log.info("first run: reading in primary-key order", table=self.table_name)
+        before = wm.mysql_state.model_copy()
+        recorded = Position(  # the watermark's own position (a lookback starts behind it)
+            strategy.ts_from_watermark(before.last_timestamp),
+            strategy.key_from_watermark(before.last_id, before.last_key)
+            if strategy.key_cols
+            else (),
+        )
+
+        def state_after(position: Position) -> dict[str, Any]:
+            """The watermark's position once the file ending at ``position`` is recorded."""
+            fields: dict[str, Any] = {
+                "last_timestamp": before.last_timestamp,
+                "last_id": before.last_id,
+                "last_key": before.last_key,
+                "initial_pass": None,
+            }
+            if pk_pass is not None:
+                fields["initial_pass"] = pk_pass.stored(position)
+            elif advances(position, recorded):
+                # A lookback run re-reads rows before the watermark: never move it backwards.
+                last_ts, last_id = strategy.watermark_values(position)
+                if last_ts is not None:
+                    fields["last_timestamp"] = last_ts
+                if last_id is not None:
+                    fields["last_id"] = last_id
+                fields["last_key"] = strategy.watermark_key(position)
+            return fields
 
         def uploaded(staged: StagedFile) -> None:
             nonlocal session_rows
             session_rows += staged.rows
             state = wm.mysql_state
-            if pk_pass is not None:
-                hi, _ = strategy.watermark_values(Position(pk_pass.hi))
-                wm.metadata.initial_pass = {"hi": hi, "last_pk": staged.position.id}
-                last_ts, last_id = state.last_timestamp, state.last_id
-            else:
-                last_ts, last_id = strategy.watermark_values(staged.position)
-            # A lookback run re-reads rows before the watermark: never move it backwards.
-            if (last_ts or "", -1 if last_id is None else last_id) > (
-                state.last_timestamp or "",
-                -1 if state.last_id is None else state.last_id,
-            ):
-                if last_ts is not None:
-                    state.last_timestamp = last_ts
-                if last_id is not None:
-                    state.last_id = last_id
+            fields = state_after(staged.position)
+            wm.metadata.initial_pass = fields["initial_pass"]
+            state.last_timestamp, state.last_id = fields["last_timestamp"], fields["last_id"]
+            state.last_key = fields["last_key"]
             wm.backup_s3_files.append(staged.uri)
             state.total_rows += staged.rows
             state.last_session_rows = session_rows
@@ -281,6 +338,7 @@ class TableBackup:
                 compression=self.pipeline.s3.compression,
                 schema_json=schema.to_json(),
                 on_uploaded=uploaded,
+                footer_position=lambda position: json.dumps(state_after(position)),
             ) as sink,
         ):
             result.reader = reader.name
@@ -301,11 +359,17 @@ class TableBackup:
         if pk_pass is not None and result.stopped_by is None:
             self._finish_pk_pass(wm, endpoint, strategy, pk_pass)
 
+    def walk(self, wm: Watermark, plan: BackupPlan) -> tuple[Any, Position]:
+        """What the run walks (the strategy, or the first run's primary-key pass) and from where."""
+        pk_pass = self._pk_pass(wm, plan)
+        if pk_pass is None:
+            return plan.strategy, plan.start
+        return pk_pass, pk_pass.resume_position(wm.metadata.initial_pass)
+
     def _pk_pass(self, wm: Watermark, plan: BackupPlan) -> PrimaryKeyPass | None:
         """The primary-key first pass, when this run starts or resumes one."""
         strategy = plan.strategy
-        pk = self.table.primary_key or list(plan.schema.primary_key)
-        if strategy.kind != "hybrid" or pk != [strategy.id_col]:
+        if strategy.kind != "hybrid" or not strategy.primary_key:
             return None
         stored = wm.metadata.initial_pass
         if stored is not None:
@@ -316,18 +380,22 @@ class TableBackup:
         return None
 
     def _finish_pk_pass(
-        self, wm: Watermark, endpoint: Any, strategy: RowBasedBackupStrategy, pk_pass: Any
+        self,
+        wm: Watermark,
+        endpoint: Any,
+        strategy: RowBasedBackupStrategy,
+        pk_pass: PrimaryKeyPass,
     ) -> None:
-        """Every row with ``ts <= hi`` is staged: continue after ``(hi, MAX(id))``."""
+        """Every row with ``ts <= hi`` is staged: continue after ``(hi, largest key)``."""
         with self.connections.mysql(self.pipeline.source, endpoint) as conn, conn.cursor() as cur:
-            cur.execute(
-                f"SELECT MAX({quote_mysql(strategy.id_col or '')}) FROM "
-                f"{quote_mysql_table(self.schema_name, self.source_table)}"
-            )
-            (top,) = cur.fetchone()
-        hi, _ = strategy.watermark_values(Position(pk_pass.hi))
-        wm.mysql_state.last_timestamp = hi
-        wm.mysql_state.last_id = int(top) if top is not None else None
+            cur.execute(pk_pass.end_query())
+            top = cur.fetchone()
+        key = tuple(exact_value(v) for v in top) if top else ()
+        end = Position(pk_pass.hi, key)
+        hi, last_id = strategy.watermark_values(end)
+        state = wm.mysql_state
+        state.last_timestamp, state.last_id = hi, last_id
+        state.last_key = strategy.watermark_key(end)
         wm.metadata.initial_pass = None
 
     def _key(self, chunk: int, file: int) -> str:
@@ -352,3 +420,10 @@ class TableBackup:
             file,
         )
         return prefix + name
+
+
+def _shown(value: Any) -> str:
+    """A cursor value as operators write it."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="microseconds")
+    return str(value)

@@ -43,7 +43,12 @@ import pyarrow as pa
 import pymysql
 
 from src.errors import ConfigError, DataError
-from src.utils.naming import normalize_column_names, quote_mysql, quote_mysql_table
+from src.utils.naming import (
+    MAX_IDENTIFIER_BYTES,
+    normalize_column_names,
+    quote_mysql,
+    quote_mysql_table,
+)
 
 ColumnKind = Literal[
     "integer",  # int16/int32/int64; also YEAR
@@ -499,13 +504,18 @@ def charset_is_utf8(charset: str | None) -> bool:
 
 
 def load_table_schema(
-    conn: pymysql.connections.Connection, schema: str, table: str, policy: TypePolicy
+    conn: pymysql.connections.Connection,
+    schema: str,
+    table: str,
+    policy: TypePolicy,
+    max_identifier_bytes: int = MAX_IDENTIFIER_BYTES,
 ) -> TableSchema:
     """Read the table's columns and primary key from ``information_schema``.
 
     ConfigError when the table does not exist; DataError for a column that
     cannot be carried (unknown type, DECIMAL over 38 digits without the
-    ``decimal_overflow: varchar`` policy, names folding to one target name).
+    ``decimal_overflow: varchar`` policy, names folding to one target name, a
+    name longer than the target's ``max_identifier_bytes``).
     """
     qualified = f"{schema}.{table}"
     rows = _query(conn, _COLUMNS_SQL, (schema, table))
@@ -520,7 +530,7 @@ def load_table_schema(
     except pymysql.err.MySQLError:
         checks = set()  # MySQL: no TABLE_NAME column, and JSON has its own DATA_TYPE
     names = [_text(r[0]) for r in rows]
-    targets = normalize_column_names(names, qualified)
+    targets = normalize_column_names(names, qualified, max_identifier_bytes)
     columns = [
         _column_spec(name, target, row, checks, policy, qualified)
         for name, target, row in zip(names, targets, rows, strict=True)

@@ -39,6 +39,9 @@ from src.errors import StageError
 from src.utils.faults import fault_point
 
 SCHEMA_METADATA_KEY = b"s3_backup.table_schema"
+# The watermark position once the file is recorded (JSON): what `watermark rebuild`
+# reads back when the watermark document is lost.
+POSITION_METADATA_KEY = b"s3_backup.watermark_position"
 _QUEUE_DEPTH = 2  # closed files waiting for upload (each one is on local disk)
 
 
@@ -79,8 +82,10 @@ class ParquetSink:
         compression: str,
         schema_json: str,
         on_uploaded: Callable[[StagedFile], None],
+        footer_position: Callable[[Any], str] | None = None,
     ) -> None:
         self.stage = stage
+        self.footer_position = footer_position
         self.schema = schema.with_metadata({SCHEMA_METADATA_KEY: schema_json.encode()})
         self.compression = None if compression == "none" else compression
         self.on_uploaded = on_uploaded
@@ -134,6 +139,9 @@ class ParquetSink:
         """Finish the current file as ``key``; it is uploaded in the background."""
         if self._writer is None or not self.rows_in_file:
             return
+        if self.footer_position is not None:
+            meta = {POSITION_METADATA_KEY: self.footer_position(position).encode()}
+            self._writer.add_key_value_metadata(meta)
         self._writer.close()
         self._writer = None
         self._put(("upload", (self._path, key, self.rows_in_file, position)))

@@ -24,26 +24,37 @@ from typing import Any
 
 import pyarrow as pa
 
-from src.backup.mysql_schema import TableSchema
+from src.backup.mysql_schema import ColumnSpec, TableSchema
 from src.config.settings import TableConfig
 from src.errors import ConfigError, DataError
-from src.utils.naming import quote_mysql
+from src.utils.naming import quote_mysql, quote_mysql_table
 
 _INT_KINDS = ("tinyint", "smallint", "mediumint", "int", "bigint")
 
 
 @dataclass(frozen=True)
 class Position:
-    """Where the next chunk starts: after ``(ts, id)``; ``ts_inclusive`` on a lookback start."""
+    """Where the next chunk starts: after ``(ts, *key)``; ``ts_inclusive`` on a lookback start.
+
+    ``key`` holds the values of the strategy's key columns (the id column, then
+    every other primary-key column), or a prefix of them when only part is
+    known (an operator's ``watermark set --id``): then rows equal to that prefix
+    are read again rather than skipped.
+    """
 
     ts: Any = None
-    id: Any = None
+    key: tuple[Any, ...] = ()
     ts_inclusive: bool = False
+
+    @property
+    def id(self) -> Any:
+        """The first key column's value (the watermark's ``last_id``)."""
+        return self.key[0] if self.key else None
 
     @property
     def empty(self) -> bool:
         """True before the first row of the table."""
-        return self.ts is None and self.id is None
+        return self.ts is None and not self.key
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,14 @@ class ChunkQuery:
 
 
 class RowBasedBackupStrategy:
-    """Builds the SQL of one table's chunks and advances its position."""
+    """Builds the SQL of one table's chunks and advances its position.
+
+    The keyset is a total order: the timestamp column (hybrid), then the id
+    column, then every primary-key column not already in it. A cursor id that
+    is not unique by itself (``cdc_id_column: a`` of a key ``(a, b)``) would
+    otherwise let a chunk boundary inside a group of equal ``(ts, a)`` skip the
+    rest of the group.
+    """
 
     def __init__(self, table: TableConfig, schema: TableSchema) -> None:
         self.cfg = table
@@ -72,28 +90,52 @@ class RowBasedBackupStrategy:
         self.kind = table.cdc_strategy
         self.ts_col: str | None = None
         self.id_col: str | None = None
+        self.primary_key = list(table.primary_key or schema.primary_key)
+        for col in self.primary_key:
+            self._check_column(col, "primary_key column")
         if self.kind == "full_sync":
-            pk = table.primary_key or list(schema.primary_key)
-            if len(pk) != 1:
+            if not self.primary_key:
                 raise ConfigError(
-                    f"table {schema.qualified_name}: full_sync pages by a one-column primary key; "
-                    f"set primary_key (found {pk or 'none'})"
+                    f"table {schema.qualified_name}: full_sync pages by the primary key and "
+                    "the table has none in MySQL; set primary_key to a unique key"
                 )
-            self.id_col = pk[0]
+            self.id_col = self.primary_key[0]
         else:
             if self.kind != "id_only":
                 self.ts_col = table.cdc_timestamp_column
             if self.kind != "timestamp_only":
                 self.id_col = table.cdc_id_column
-        for col in (self.ts_col, self.id_col):
-            if col is not None:
-                try:
-                    schema.column(col)
-                except KeyError:
-                    raise ConfigError(
-                        f"table {schema.qualified_name}: cursor column {col!r} does not exist"
-                    ) from None
+        for cursor_col in (self.ts_col, self.id_col):
+            if cursor_col is not None:
+                self._check_column(cursor_col, "cursor column")
+        self.key_cols: list[str] = []
+        if self.kind in ("hybrid", "id_only", "full_sync"):
+            self.key_cols = self._keyset()
         self.unix_ts = self._is_unix_ts()
+
+    def _check_column(self, col: str, what: str) -> None:
+        try:
+            self.schema.column(col)
+        except KeyError:
+            raise ConfigError(
+                f"table {self.schema.qualified_name}: {what} {col!r} does not exist"
+            ) from None
+
+    def _keyset(self) -> list[str]:
+        """The id column followed by every primary-key column not already in the order."""
+        id_col = self.id_col
+        assert id_col is not None
+        if not self.primary_key:
+            raise ConfigError(
+                f"table {self.schema.qualified_name}: {self.kind} orders rows by "
+                f"{self.ts_col + ', ' if self.ts_col else ''}{self.id_col}, which is exact only "
+                "with a unique key, and the table has no primary key in MySQL; set "
+                "primary_key to its unique key columns (e.g. primary_key: "
+                f"[{self.id_col}])"
+            )
+        order = [id_col]
+        order += [c for c in self.primary_key if c not in order and c != self.ts_col]
+        return order
 
     def with_schema(self, schema: TableSchema) -> RowBasedBackupStrategy:
         """The same strategy over ``schema`` (same columns, another projection)."""
@@ -132,28 +174,68 @@ class RowBasedBackupStrategy:
             # NOT NULL column would read the whole index on every run.
             cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE {q} IS NULL{extra}")
             (nulls,) = cursor.fetchone()
+        if isinstance(hi, decimal.Decimal):
+            hi = exact_value(hi)
         if self.ts_col is not None:
             return Window(hi, None, int(nulls or 0))
         return Window(None, hi, int(nulls or 0))
 
-    def start_position(self, last_ts: str | None, last_id: int | None) -> Position:
+    def start_position(
+        self, last_ts: str | None, last_id: int | None, last_key: dict[str, Any] | None = None
+    ) -> Position:
         """The watermark's position, moved back by ``lookback_seconds`` when set."""
         ts = self.ts_from_watermark(last_ts)
+        key = self.key_from_watermark(last_id, last_key)
         if self.ts_col is None:
-            return Position(None, last_id)
+            return Position(None, key)
         if ts is not None and self.cfg.lookback_seconds:
             back = dt.timedelta(seconds=self.cfg.lookback_seconds)
             ts = ts - int(back.total_seconds()) if self.unix_ts else ts - back
-            return Position(ts, None, ts_inclusive=True)
-        return Position(ts, last_id if self.kind == "hybrid" else None)
+            return Position(ts, (), ts_inclusive=True)
+        return Position(ts, key if self.kind == "hybrid" else ())
 
     def ts_from_watermark(self, value: str | None) -> Any:
+        """The watermark's ``last_timestamp`` as the value the SQL binds."""
         if value is None or self.ts_col is None:
             return None
         parsed = dt.datetime.fromisoformat(value)
         if self.unix_ts:
             return int(parsed.replace(tzinfo=dt.UTC).timestamp())
         return parsed.replace(tzinfo=None)
+
+    def key_from_watermark(self, last_id: Any, last_key: dict[str, Any] | None) -> tuple[Any, ...]:
+        """The key values the watermark knows, in keyset order: a prefix when some are missing."""
+        if last_id is None:
+            return ()
+        if not self.key_cols:  # custom_sql: its {last_id}
+            return (last_id,)
+        values = [last_id]
+        for col in self.key_cols[1:]:
+            if not last_key or col not in last_key:
+                break  # unknown from here on: rows equal to the prefix are read again
+            values.append(decode_key_value(last_key[col], self.schema.column(col)))
+        return tuple(values)
+
+    def ahead_of_source(self, pos: Position, window: Window) -> tuple[str, Any, Any] | None:
+        """``(column, stored value, MAX on the source)`` when ``pos`` lies past the window.
+
+        Such a position reads nothing, run after run: a restored source, a hand
+        edit or a mistaken ``watermark set``.
+        """
+        if self.kind in ("full_sync", "custom_sql"):
+            return None
+        if self.ts_col is not None:
+            stored, hi = pos.ts, window.hi_ts
+            if isinstance(hi, dt.date) and not isinstance(hi, dt.datetime):
+                hi = dt.datetime.combine(hi, dt.time())
+            column = self.ts_col
+        else:
+            stored, hi, column = pos.id, window.hi_id, self.id_col or ""
+        if stored is None:
+            return None
+        if hi is None or (type(hi) is type(stored) and stored > hi):
+            return column, stored, hi
+        return None
 
     # ---------------------------------------------------------------- queries
     def _col(self, name: str | None) -> str:
@@ -167,23 +249,43 @@ class RowBasedBackupStrategy:
         """
         return f"{self.schema.sql_table()}.{quote_mysql(name or '').replace('%', '%%')}"
 
+    def after_key(self, cols: list[str], values: tuple[Any, ...]) -> tuple[str, list[Any]]:
+        """``(c1, c2, …) > (v1, v2, …)`` in the nested OR form, for the given values.
+
+        With fewer values than columns, the last given one is compared with
+        ``>=``: the rows after it are unknown, so they are read again (the merge
+        absorbs them) rather than skipped.
+        """
+        exact = len(values) == len(cols)
+        sql, params = "", []
+        for n in range(len(values) - 1, -1, -1):
+            col = self._col(cols[n])
+            if not sql:
+                sql = f"{col} {'>' if exact else '>='} %s"
+                params = [values[n]]
+            else:
+                sql = f"({col} > %s OR ({col} = %s AND {sql}))"
+                params = [values[n], values[n], *params]
+        return sql, params
+
     def chunk_query(self, pos: Position, window: Window, limit: int) -> ChunkQuery:
         """The SELECT for the next chunk after ``pos``, bounded by the window."""
         select = f"SELECT {self.schema.select_list()} FROM {self.schema.sql_table()}"
         extra = self._where_template()
         if self.kind == "custom_sql":
             return self._custom(pos, limit)
+        keys = ", ".join(self._col(c) for c in self.key_cols)
         if self.kind in ("id_only", "full_sync"):
-            q = self._col(self.id_col)
             conds, params = [], []
-            if pos.id is not None:
-                conds.append(f"{q} > %s")
-                params.append(pos.id)
+            if pos.key:
+                cond, values = self.after_key(self.key_cols, pos.key)
+                conds.append(cond)
+                params.extend(values)
             if window.hi_id is not None:
-                conds.append(f"{q} <= %s")
+                conds.append(f"{self._col(self.id_col)} <= %s")
                 params.append(window.hi_id)
             where = " AND ".join(conds) or "1=1"
-            sql = f"{select} WHERE {where}{extra} ORDER BY {q} LIMIT %s"
+            sql = f"{select} WHERE {where}{extra} ORDER BY {keys} LIMIT %s"
             return ChunkQuery(sql, (*params, limit))
         ts = self._col(self.ts_col)
         conds, params = [f"{ts} <= %s"], [window.hi_ts]
@@ -191,14 +293,14 @@ class RowBasedBackupStrategy:
             if pos.ts_inclusive:
                 conds.append(f"{ts} >= %s")
                 params.append(pos.ts)
-            elif self.kind == "hybrid" and pos.id is not None:
-                i = self._col(self.id_col)
-                conds.append(f"({ts} > %s OR ({ts} = %s AND {i} > %s))")
-                params.extend([pos.ts, pos.ts, pos.id])
+            elif self.kind == "hybrid" and pos.key:
+                cond, values = self.after_key(self.key_cols, pos.key)
+                conds.append(f"({ts} > %s OR ({ts} = %s AND {cond}))")
+                params.extend([pos.ts, pos.ts, *values])
             else:
                 conds.append(f"{ts} > %s")
                 params.append(pos.ts)
-        order = ts if self.kind == "timestamp_only" else f"{ts}, {self._col(self.id_col)}"
+        order = ts if self.kind == "timestamp_only" else f"{ts}, {keys}"
         sql = f"{select} WHERE {' AND '.join(conds)}{extra} ORDER BY {order} LIMIT %s"
         return ChunkQuery(sql, (*params, limit))
 
@@ -232,12 +334,15 @@ class RowBasedBackupStrategy:
             return pos
         last = batch.num_rows - 1
         ts = self.value(batch, self.ts_col, last)
-        ident = self.value(batch, self.id_col, last)
         if self.kind == "timestamp_only":
-            return Position(ts, None)
-        return replace(pos, ts=ts, id=ident, ts_inclusive=False)
+            return Position(ts)
+        key = tuple(self.value(batch, col, last) for col in self.key_cols)
+        if self.kind == "custom_sql":
+            key = (self.value(batch, self.id_col, last),) if self.id_col else ()
+        return replace(pos, ts=ts, key=key, ts_inclusive=False)
 
     def value(self, batch: pa.RecordBatch, col: str | None, row: int) -> Any:
+        """The value of source column ``col`` in ``row`` of ``batch`` (as the SQL binds it)."""
         if col is None:
             return None
         target = self.schema.column(col).target_name
@@ -247,7 +352,7 @@ class RowBasedBackupStrategy:
                 f"table {self.schema.qualified_name}: cursor column {col} is NULL in a read row"
             )
         if isinstance(value, decimal.Decimal):
-            return int(value)
+            return exact_value(value)
         return value
 
     def watermark_values(self, pos: Position) -> tuple[str | None, int | None]:
@@ -258,6 +363,55 @@ class RowBasedBackupStrategy:
         text = ts.isoformat(timespec="microseconds") if isinstance(ts, dt.datetime) else None
         return text, int(pos.id) if isinstance(pos.id, int) else None
 
+    def watermark_key(self, pos: Position) -> dict[str, Any] | None:
+        """The key columns after the id (the watermark's ``last_key``), JSON-ready."""
+        rest = dict(zip(self.key_cols[1:], pos.key[1:], strict=False))
+        return {col: encode_key_value(v) for col, v in rest.items()} or None
+
+
+def advances(new: Position, old: Position) -> bool:
+    """Whether ``new`` lies after ``old`` in the keyset order (a lookback re-reads behind it)."""
+    if old.empty:
+        return True
+
+    def order(p: Position) -> tuple[Any, ...]:
+        return (p.ts is not None, p.ts if p.ts is not None else 0, p.key)
+
+    return order(new) > order(old)
+
+
+def exact_value(value: Any) -> Any:
+    """An integral decimal (BIGINT UNSIGNED) as an int; any other value as it is."""
+    if not isinstance(value, decimal.Decimal):
+        return value
+    return int(value) if value == value.to_integral_value() else value
+
+
+def encode_key_value(value: Any) -> Any:
+    """A key value as JSON holds it (inverse: :func:`decode_key_value`)."""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def decode_key_value(value: Any, col: ColumnSpec) -> Any:
+    """A JSON key value back to what the column's SQL comparison binds."""
+    if value is None or not isinstance(value, str):
+        return value
+    if col.kind in ("datetime", "timestamp"):
+        return dt.datetime.fromisoformat(value)
+    if col.kind == "date":
+        return dt.date.fromisoformat(value)
+    if col.kind in ("decimal", "unsigned_bigint"):
+        return exact_value(decimal.Decimal(value))
+    if col.kind == "binary":
+        return bytes.fromhex(value)
+    return value
+
 
 class PrimaryKeyPass:
     """A hybrid table's first run: every row with ``ts <= hi``, in primary-key order.
@@ -266,8 +420,9 @@ class PrimaryKeyPass:
     would look up every row by primary key (about twice a full scan, see
     docs/benchmarks.md), while primary-key order reads the table as stored. The
     pass keeps its ``hi`` in the watermark, so an interrupted pass resumes with
-    the same bound; when it completes, the position becomes ``(hi, MAX(id))``:
-    every row with ``ts <= hi`` is staged, later changes have ``ts > hi``.
+    the same bound; when it completes, the position becomes ``(hi, *max key)``
+    (the largest keyset tail in the table): every row with ``ts <= hi`` is
+    staged, later changes have ``ts > hi``.
     """
 
     def __init__(self, strategy: RowBasedBackupStrategy, hi: Any) -> None:
@@ -275,23 +430,25 @@ class PrimaryKeyPass:
         self.schema = strategy.schema
         self.kind = "pk_pass"
         self.hi = hi
+        self.key_cols = strategy.primary_key
 
     def with_schema(self, schema: TableSchema) -> PrimaryKeyPass:
         """The same pass over ``schema`` (same columns, another projection)."""
         return PrimaryKeyPass(self.base.with_schema(schema), self.hi)
 
     def chunk_query(self, pos: Position, window: Window, limit: int) -> ChunkQuery:
-        """``WHERE ts <= hi AND id > last ORDER BY id LIMIT n``."""
+        """``WHERE ts <= hi AND pk > last ORDER BY pk LIMIT n``."""
         base = self.base
-        ts, ident = base._col(base.ts_col), base._col(base.id_col)
-        conds, params = [f"{ts} <= %s"], [self.hi]
-        if pos.id is not None:
-            conds.append(f"{ident} > %s")
-            params.append(pos.id)
+        conds, params = [f"{base._col(base.ts_col)} <= %s"], [self.hi]
+        if pos.key:
+            cond, values = base.after_key(self.key_cols, pos.key)
+            conds.append(cond)
+            params.extend(values)
         extra = base._where_template()
+        order = ", ".join(base._col(c) for c in self.key_cols)
         sql = (
             f"SELECT {self.schema.select_list()} FROM {self.schema.sql_table()} "
-            f"WHERE {' AND '.join(conds)}{extra} ORDER BY {ident} LIMIT %s"
+            f"WHERE {' AND '.join(conds)}{extra} ORDER BY {order} LIMIT %s"
         )
         return ChunkQuery(sql, (*params, limit))
 
@@ -299,4 +456,30 @@ class PrimaryKeyPass:
         """The primary key of the batch's last row."""
         if batch.num_rows == 0:
             return pos
-        return Position(None, self.base.value(batch, self.base.id_col, batch.num_rows - 1))
+        last = batch.num_rows - 1
+        return Position(None, tuple(self.base.value(batch, c, last) for c in self.key_cols))
+
+    def stored(self, pos: Position) -> dict[str, Any]:
+        """The pass's state for ``metadata.initial_pass``: its bound and the last key read."""
+        hi, _ = self.base.watermark_values(Position(self.hi))
+        values = [encode_key_value(v) for v in pos.key]
+        return {"hi": hi, "last_pk": values[0] if len(values) == 1 else values}
+
+    def resume_position(self, stored: dict[str, Any] | None) -> Position:
+        """Where a stored pass resumes (the start of the table when it has not read a row)."""
+        last = (stored or {}).get("last_pk")
+        if last is None:
+            return Position()
+        values = last if isinstance(last, list) else [last]
+        cols = [self.schema.column(c) for c in self.key_cols]
+        return Position(
+            None, tuple(decode_key_value(v, c) for v, c in zip(values, cols, strict=False))
+        )
+
+    def end_query(self) -> str:
+        """The largest keyset tail of the table: where the incremental walk continues."""
+        base = self.base
+        cols = ", ".join(quote_mysql(c) for c in base.key_cols)
+        desc = ", ".join(f"{quote_mysql(c)} DESC" for c in base.key_cols)
+        table = quote_mysql_table(self.schema.schema, self.schema.table)
+        return f"SELECT {cols} FROM {table} ORDER BY {desc} LIMIT 1"

@@ -146,10 +146,11 @@ def _dry_run(
         click.echo(f"{plan['table']} (dry run: nothing is changed)")
         if "strategy" in plan:
             window = plan["window"]
-            click.echo(f"  strategy: {plan['strategy']}")
+            pass_note = " (first run, reading in primary-key order)" if plan["first_pass"] else ""
+            click.echo(f"  strategy: {plan['strategy']}{pass_note}")
             click.echo(
-                f"  window: after {window['after']['timestamp']} / id {window['after']['id']}"
-                f" up to {window['up_to']['timestamp']} / id {window['up_to']['id']}"
+                f"  window: after {_bound(window['after'], 'the start of the table')} "
+                f"up to {_bound(window['up_to'], 'the end of the table')}"
             )
             click.echo(f"  select: {plan['select'] or '(nothing new: no query)'}")
             click.echo(
@@ -169,3 +170,14 @@ def _dry_run(
             for uri in plan["files_to_load"]:
                 click.echo(f"    {uri}")
     return 0
+
+
+def _bound(bound: dict[str, Any], unknown: str) -> str:
+    """One end of a window in words: no ``None`` where a value is unknown."""
+    parts = []
+    if bound.get("timestamp") is not None:
+        parts.append(str(bound["timestamp"]))
+    key = bound.get("key") or ([bound["id"]] if bound.get("id") is not None else [])
+    if key:
+        parts.append("key " + ", ".join(str(v) for v in key))
+    return " / ".join(parts) or unknown

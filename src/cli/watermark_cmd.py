@@ -108,6 +108,7 @@ def render_watermark(view: WatermarkView, show_files: bool = False) -> list[str]
 @pipeline_option(help_text=_AUTO_P)
 @click.option("--timestamp", help='Last backed-up timestamp, "YYYY-MM-DD HH:MM:SS[.ffffff]".')
 @click.option("--id", "last_id", type=int, help="Last backed-up id.")
+@click.option("--force", is_flag=True, help="Set a position beyond the source's newest row.")
 @pass_app
 def watermark_set(
     ctx: AppContext,
@@ -115,16 +116,21 @@ def watermark_set(
     pipeline: str | None,
     timestamp: str | None,
     last_id: int | None,
+    force: bool,
 ) -> int:
     """Move where the next backup of TABLE starts (--timestamp, --id or both).
 
     Only what is given changes; the document records manual_override and
-    manual_set_time. Written while holding the table's lock: exits 7 when a
-    sync of the table is running.
+    manual_set_time. A position beyond the source's MAX(cursor) would read
+    nothing, so it is refused (exit 1) unless --force; the check reads MySQL.
+    Written while holding the table's lock: exits 7 when a sync of the table
+    is running.
     """
     from src.core.watermark_ops import display_timestamp, set_watermark
 
-    result = set_watermark(ctx.config(), table, pipeline, timestamp=timestamp, last_id=last_id)
+    result = set_watermark(
+        ctx.config(), table, pipeline, timestamp=timestamp, last_id=last_id, force=force
+    )
     state = result.view.watermark.mysql_state
     if timestamp is not None:
         old, new = (
@@ -147,10 +153,20 @@ def watermark_set(
 @click.option(
     "--preserve-files", is_flag=True, help="Keep the staged and loaded file lists as they are."
 )
+@click.option(
+    "--reinitialize",
+    is_flag=True,
+    help="Start over on both sides: an append table's target rows are deleted first.",
+)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
 def watermark_reset(
-    ctx: AppContext, table: str, pipeline: str | None, preserve_files: bool, yes: bool
+    ctx: AppContext,
+    table: str,
+    pipeline: str | None,
+    preserve_files: bool,
+    reinitialize: bool,
+    yes: bool,
 ) -> int:
     """Start TABLE over: both stages' positions and counts go back to zero.
 
@@ -167,7 +183,12 @@ def watermark_reset(
     The target's load ledger is not touched: it records what the target holds,
     so a kept file that is already loaded is never loaded twice, and
     re-extracted files get new keys (they carry the run's id). Also the way to
-    repair a watermark that cannot be parsed. Asks for confirmation unless -y
+    repair a watermark that cannot be parsed.
+
+    --reinitialize is the way on after a lost watermark: for an append table it
+    first deletes the target table's rows and the table's ledger rows (in one
+    transaction), so the re-extracted rows are not appended twice; a merge
+    table keeps its rows. Asks for confirmation unless -y
     (declined: exit 1, nothing changed); exits 7 while a sync holds the lock.
     """
     from src.core.watermark_ops import reset_watermark
@@ -177,10 +198,16 @@ def watermark_reset(
         table,
         pipeline,
         preserve_files=preserve_files,
+        reinitialize=reinitialize,
         confirm=None if yes else confirm,
     )
     wm = result.view.watermark
     click.echo(f"Watermark of {wm.table_name} (target {wm.target}) reset.")
+    if result.target_rows_deleted is not None:
+        click.echo(
+            f"Deleted {result.target_rows_deleted:,} rows of the append-mode target table "
+            "and its ledger rows."
+        )
     if result.was_unreadable:
         click.echo("The previous document could not be parsed; it was replaced.")
     if preserve_files:
@@ -194,6 +221,32 @@ def watermark_reset(
             f"{result.dropped_loaded:,} loaded files from the lists; they stay in the stage "
             f"as orphans ('s3clean clean -t {result.view.table}' removes them)."
         )
+    click.echo(result.view.resume)
+    return 0
+
+
+@watermark_group.command("rebuild")
+@table_option()
+@pipeline_option(help_text=_AUTO_P)
+@pass_app
+def watermark_rebuild(ctx: AppContext, table: str, pipeline: str | None) -> int:
+    """Recreate a lost watermark of TABLE from the target's ledger and the staged files.
+
+    The loaded files come from the ledger; the position from the footer of the
+    newest loaded file still in the stage (every file records the position it
+    was staged with). Refused (exit 1) when a readable watermark exists; exit 4
+    when no loaded file is left to read the position from (then 'watermark
+    reset --reinitialize' starts over). Runs under the table's lock.
+    """
+    from src.core.watermark_ops import rebuild_watermark
+
+    result = rebuild_watermark(ctx.config(), table, pipeline)
+    wm = result.view.watermark
+    click.echo(
+        f"Watermark of {wm.table_name} (target {wm.target}) rebuilt from "
+        f"{result.loaded_files:,} loaded files ({result.rows:,} rows); position from "
+        f"{result.position_from}."
+    )
     click.echo(result.view.resume)
     return 0
 

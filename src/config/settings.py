@@ -8,9 +8,12 @@ Every password and key is a :class:`pydantic.SecretStr` (SPEC §3.1).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from src.errors import ConfigError
 
 # Keys the old tool carried but never used: accepted silently (SPEC §3.1 item 6).
 LEGACY_KEYS = frozenset(
@@ -319,3 +322,32 @@ def resolve_rows_per_file(
         return app.backup.batch_size, "connections.yml backup.batch_size"
     size, _ = resolve_chunk_size(pipeline, table)
     return size, "chunk size"
+
+
+def appends_rows(table: TableConfig) -> bool:
+    """True when every row read is appended (re-extracted rows would be duplicates)."""
+    return table.write_mode == "append" or (
+        table.cdc_strategy == "full_sync" and table.full_sync_mode == "append"
+    )
+
+
+def resolve_write_mode(table: TableConfig, primary_key: Sequence[str], qualified: str) -> str:
+    """How loaded rows meet the target's: ``merge``, ``append`` or ``replace`` (SPEC §6).
+
+    ``full_sync`` follows its ``full_sync_mode``; otherwise ``write_mode``, which
+    defaults to ``merge``. A table with no primary key (none in MySQL, none
+    configured) is never appended silently: it needs an explicit
+    ``write_mode: append``, since every update would become another row.
+    """
+    if table.cdc_strategy == "full_sync":
+        return {"replace": "replace", "append": "append"}.get(table.full_sync_mode, "merge")
+    if table.write_mode == "append":
+        return "append"
+    if not primary_key:
+        wanted = "write_mode merge" if table.write_mode == "merge" else "a merge"
+        raise ConfigError(
+            f"table {qualified} has no primary key (none in MySQL, none configured), so "
+            f"{wanted} cannot match its rows: set primary_key to its unique key columns, "
+            "or write_mode: append to append every row read (updates become new rows)"
+        )
+    return "merge"

@@ -35,6 +35,7 @@ from src.config.settings import (
     TableConfig,
     TargetConnection,
 )
+from src.core.config_checks import check_table_entries
 from src.errors import ConfigError
 
 ALLOWED_PREFIXES = (
@@ -107,6 +108,7 @@ class ConfigurationManager:
         sources, targets, stages, backup = self._connections(conn_raw, problems)
         overlay = self._overlay(problems)
         pipelines: dict[str, PipelineConfig] = {}
+        files: list[tuple[str, PipelineConfig]] = []
         for path in sorted((self.config_dir / "pipelines").glob("*.yml")):
             rel = f"pipelines/{path.name}"
             raw = self._read_yaml(rel, problems)
@@ -118,6 +120,9 @@ class ConfigurationManager:
             if pipeline is not None:
                 self._check_references(rel, pipeline, sources, targets, stages, problems)
                 pipelines[path.stem] = pipeline
+                files.append((rel, pipeline))
+        for found in check_table_entries(files, targets, stages):
+            problems.error(found.file, found.path, found.message)
         env_rows = self._env_rows_per_file(problems)
         if problems.errors:
             count = len(problems.errors)

@@ -43,7 +43,9 @@ def dry_run(
             with backup.connections.source_endpoint(pipeline.source) as endpoint:
                 with backup.connections.mysql(pipeline.source, endpoint) as conn:
                     plan = backup.plan(conn, wm)
-                query = plan.strategy.chunk_query(plan.start, plan.window, plan.chunk_size)
+                backup.check_position(plan, wm)
+                walker, start = backup.walk(wm, plan)
+                query = walker.chunk_query(start, plan.window, plan.chunk_size)
                 with make_reader(
                     backup.connections.mysql_endpoint(pipeline.source, endpoint), plan.schema
                 ) as reader:
@@ -51,9 +53,13 @@ def dry_run(
             schema = plan.schema
             entry.update(
                 strategy=plan.strategy.kind,
+                first_pass=walker.kind == "pk_pass",
                 window={
-                    "after": {"timestamp": plan.start.ts, "id": plan.start.id},
-                    "up_to": {"timestamp": plan.window.hi_ts, "id": plan.window.hi_id},
+                    "after": {"timestamp": start.ts, "id": start.id, "key": list(start.key)},
+                    "up_to": {
+                        "timestamp": getattr(walker, "hi", plan.window.hi_ts),
+                        "id": plan.window.hi_id,
+                    },
                 },
                 select=None if plan.nothing_to_do else select,
                 chunk_size=plan.chunk_size,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from src.backup.mysql_schema import TableSchema
-from src.config.settings import AppConfig, PipelineConfig
+from src.config.settings import AppConfig, PipelineConfig, resolve_write_mode
 from src.core.connections import ConnectionManager
 from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
 from src.core.stage import Stage
@@ -34,14 +34,15 @@ from src.errors import DataError, LoadError, StageError
 from src.utils.faults import fault_point
 from src.utils.logging_setup import get_logger
 from src.utils.naming import (
+    IDENTIFIER_LIMITS,
     key_part,
     normalize_column_name,
-    normalize_table_name,
     quote_pg,
     quote_pg_table,
     split_table_name,
     table_data_prefix,
     table_slug,
+    target_table_name,
 )
 
 log = get_logger("load")
@@ -88,7 +89,9 @@ class TableLoad:
         self.target_cfg = app.targets[pipeline.target]
         self.connect: Connect = connect or (lambda: manager.target(pipeline.target))
         self.schema_name, self.source_table = split_table_name(table_name)
-        self.target_table = self.table.target_name or normalize_table_name(self.source_table)
+        self.target_table = target_table_name(
+            self.source_table, self.table.target_name, IDENTIFIER_LIMITS[self.target_cfg.type]
+        )
         self.target_schema = self.target_cfg.schema_
 
     # ------------------------------------------------------------------ run
@@ -137,6 +140,62 @@ class TableLoad:
                 f"{self.target_cfg.type} target {self.pipeline.target} failed: "
                 f"{_first_line(exc)}; check the target's schema and the user's rights"
             ) from None
+
+    def _has_ledger(self, conn: Any) -> bool:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.tables "
+                "WHERE table_schema = %s AND table_name = %s",
+                (self.target_schema, LEDGER_TABLE),
+            )
+            return bool(cur.fetchone()[0])
+
+    def ledger_files(self) -> list[tuple[str, int]]:
+        """``(file_key, rows)`` of every file the ledger holds for this table, oldest first."""
+        table_name = self.watermarks.read_identity()
+        with self.connect() as conn:
+            if not self._has_ledger(conn):
+                return []
+            with conn.cursor() as cur:
+                cur.execute(
+                    f'SELECT "file_key", "rows" FROM '
+                    f"{quote_pg_table(self.target_schema, LEDGER_TABLE)} "
+                    'WHERE "table_name" = %s ORDER BY "loaded_at", "file_key"',
+                    (table_name,),
+                )
+                found = [(str(key), int(rows)) for key, rows in cur.fetchall()]
+            conn.rollback()
+        return found
+
+    def clear_target(self) -> int:
+        """Delete the target table's rows and its ledger rows, in one transaction.
+
+        For ``watermark reset --reinitialize`` of an append table: re-extracted
+        rows would otherwise be appended a second time. Returns the rows deleted.
+        """
+        table_name = self.watermarks.read_identity()
+        target = quote_pg_table(self.target_schema, self.target_table)
+        with self.connect() as conn:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT COUNT(*) FROM information_schema.tables "
+                    "WHERE table_schema = %s AND table_name = %s",
+                    (self.target_schema, self.target_table),
+                )
+                deleted = 0
+                if cur.fetchone()[0]:
+                    # DELETE, never TRUNCATE: TRUNCATE commits implicitly on Redshift.
+                    cur.execute(f"DELETE FROM {target}")
+                    deleted = max(int(cur.rowcount), 0)
+            if self._has_ledger(conn):
+                with conn.cursor() as cur:
+                    cur.execute(
+                        f"DELETE FROM {quote_pg_table(self.target_schema, LEDGER_TABLE)} "
+                        'WHERE "table_name" = %s',
+                        (table_name,),
+                    )
+            conn.commit()
+        return deleted
 
     def _ledger_keys(self, conn: Any, table_name: str) -> set[str]:
         with conn.cursor() as cur:
@@ -313,14 +372,7 @@ class TableLoad:
         """``(files that would load, DDL it would run)`` without changing anything."""
         wm = self.watermarks.read()
         with self.connect() as conn:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT COUNT(*) FROM information_schema.tables "
-                    "WHERE table_schema = %s AND table_name = %s",
-                    (self.target_schema, LEDGER_TABLE),
-                )
-                has_ledger = bool(cur.fetchone()[0])
-            loaded = self._ledger_keys(conn, wm.table_name) if has_ledger else set()
+            loaded = self._ledger_keys(conn, wm.table_name) if self._has_ledger(conn) else set()
             pending = [u for u in wm.backup_s3_files if u not in loaded]
             pending, _ = self._snapshot_files(wm, pending)
             ddl: list[str] = []
@@ -349,16 +401,7 @@ class TableLoad:
         return [normalize_column_name(n) for n in names]
 
     def _write_mode(self, pk: list[str]) -> str:
-        if self.table.cdc_strategy == "full_sync":
-            return {"replace": "replace", "append": "append"}.get(
-                self.table.full_sync_mode, "merge"
-            )
-        mode = self.table.write_mode or ("merge" if pk else "append")
-        if mode == "merge" and not pk:
-            raise LoadError(
-                f"table {self.table_name}: write_mode merge needs a primary key; set primary_key"
-            )
-        return mode
+        return resolve_write_mode(self.table, pk, self.table_name)
 
     def _load_group(
         self,

@@ -35,6 +35,8 @@ class MySQLState(_State):
 
     last_timestamp: str | None = None
     last_id: int | None = None
+    # The key columns after the id, when the keyset has more (a composite primary key).
+    last_key: dict[str, Any] | None = None
     status: str = "pending"
     error: str | None = None
     total_rows: int = 0
@@ -62,7 +64,8 @@ class WatermarkMetadata(_State):
     created_at: str = Field(default_factory=utc_now_iso)
     manual_override: bool = False
     manual_set_time: str | None = None
-    # A hybrid table's first run, read in primary-key order: {"hi": <ts>, "last_pk": <id>}.
+    # A hybrid table's first run, read in primary-key order:
+    # {"hi": <ts>, "last_pk": <key value, or a list of them for a composite key>}.
     initial_pass: dict[str, Any] | None = None
 
 
@@ -102,6 +105,10 @@ class SimpleWatermarkManager:
         self.stage = stage
         self.key = key
         self._identity = {"table_name": table_name, "target": target, "cdc_strategy": cdc_strategy}
+
+    def read_identity(self) -> str:
+        """The ``table_name`` this store's documents carry (``SCOPE:schema.table``)."""
+        return self._identity["table_name"]
 
     def exists(self) -> bool:
         """True when a document is stored."""

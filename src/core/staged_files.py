@@ -8,6 +8,7 @@ each object is fetched (one ranged GET on S3), however large the file.
 from __future__ import annotations
 
 import io
+import json
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from src.backup.mysql_schema import TableSchema
-from src.backup.parquet_sink import SCHEMA_METADATA_KEY
+from src.backup.parquet_sink import POSITION_METADATA_KEY, SCHEMA_METADATA_KEY
 from src.core.stage import Stage
 from src.errors import DataError
 
@@ -29,6 +30,7 @@ class Footer:
 
     num_rows: int
     table_schema: TableSchema
+    position: dict[str, Any] | None = None  # the watermark position once recorded
 
 
 def read_footer(stage: Stage, key: str, size: int) -> Footer:
@@ -48,7 +50,12 @@ def read_footer(stage: Stage, key: str, size: int) -> Footer:
         raise DataError(
             f"staged file {where} carries no table schema: it was not written by this tool"
         )
-    return Footer(meta.num_rows, TableSchema.from_json(raw))
+    position = (meta.metadata or {}).get(POSITION_METADATA_KEY)
+    return Footer(
+        meta.num_rows,
+        TableSchema.from_json(raw),
+        json.loads(position) if position is not None else None,
+    )
 
 
 class _TailFile(io.RawIOBase):

@@ -26,7 +26,7 @@ from src.core.targets.base import TargetDialect
 from src.core.targets.postgres import PostgresDialect
 from src.core.targets.redshift import RedshiftDialect
 from src.core.targets.redshift_keys import load_keys_file
-from src.errors import BackupError, ConfigError, PartialFailure
+from src.errors import BackupError, ConfigError, DataError, PartialFailure
 from src.utils.logging_setup import get_logger
 from src.utils.naming import lock_key, new_execution_id, split_table_name, watermark_key
 
@@ -186,6 +186,8 @@ def _run_table(
         watermarks, lock = table_handles(app, pipeline, table, execution_id)
         with lock:
             outcome.watermark_before = _position(watermarks)
+            if not options.redshift_only and not watermarks.exists():
+                _refuse_lost_watermark(app, pipeline, table, watermarks, execution_id, connect)
             if not options.redshift_only:
                 backup = TableBackup(
                     app,
@@ -214,6 +216,41 @@ def _run_table(
     outcome.seconds = time.perf_counter() - begin
     outcome.completed_at = dt.datetime.now(dt.UTC).isoformat()
     return outcome
+
+
+def _refuse_lost_watermark(
+    app: AppConfig,
+    pipeline: PipelineConfig,
+    table: str,
+    watermarks: SimpleWatermarkManager,
+    execution_id: str,
+    connect: Connect | None,
+) -> None:
+    """DataError when the table has no watermark but the target's ledger lists loaded files.
+
+    The watermark was lost (the stage emptied or changed, the key moved): a
+    first run now would extract the whole table again, and an append table
+    would hold every row twice. ``full_sync`` replace/append re-read the whole
+    table every run anyway.
+    """
+    cfg = pipeline.tables[table]
+    if cfg.cdc_strategy == "full_sync" and cfg.full_sync_mode != "paginate":
+        return
+    load = TableLoad(
+        app, pipeline, table, watermarks, make_dialect(app, pipeline), execution_id, connect
+    )
+    loaded = load.ledger_files()
+    if not loaded:
+        return
+    where = watermarks.stage.uri(watermarks.key)
+    ledger = f"{load.target_schema}.s3_backup_load_ledger"
+    how = f"-t {table} -p {pipeline.name}"
+    raise DataError(
+        f"table {table} has no watermark ({where}) but the target's ledger {ledger} lists "
+        f"{len(loaded)} loaded files for it: the watermark was lost, and nothing was read. "
+        f"Rebuild it from the ledger and the staged files with 'watermark rebuild {how}', "
+        f"or start over with 'watermark reset {how} --reinitialize'"
+    )
 
 
 def _position(watermarks: SimpleWatermarkManager) -> dict[str, Any]:

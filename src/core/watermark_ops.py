@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from src.config.settings import AppConfig, PipelineConfig, TableConfig
+from src.config.settings import AppConfig, PipelineConfig, TableConfig, appends_rows
 from src.core.connection_registry import find_pipeline_for_table, get_pipeline
 from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
 from src.core.sync_runner import table_handles
@@ -87,6 +87,15 @@ def describe_resume(wm: Watermark, cfg: TableConfig) -> str:
     if cfg.cdc_strategy == "full_sync" and cfg.full_sync_mode != "paginate":
         return f"Next backup re-reads the whole table (full_sync {cfg.full_sync_mode})"
     state = wm.mysql_state
+    first_pass = wm.metadata.initial_pass
+    if first_pass is not None:
+        last = first_pass.get("last_pk")
+        where = "the start of the table" if last is None else f"primary key {last}"
+        return (
+            "Next backup resumes the first run, read in primary-key order, after "
+            f"{where} (rows up to {display_timestamp(first_pass.get('hi'))}); then "
+            "it continues incrementally"
+        )
     uses_ts = cfg.cdc_strategy != "id_only"
     uses_id = cfg.cdc_strategy != "timestamp_only"
     parts = []
@@ -174,6 +183,27 @@ def _set_notes(
     return notes
 
 
+def _refuse_beyond_source(app: AppConfig, handle: TableHandle, wm: Watermark) -> None:
+    """ConfigError when ``wm``'s position lies past the source's ``MAX(cursor)``."""
+    from src.backup.backup_stage import BackupOptions, TableBackup
+
+    backup = TableBackup(
+        app, handle.pipeline, handle.table, handle.watermarks, BackupOptions(operation_id("set"))
+    )
+    source = handle.pipeline.source
+    with (
+        backup.connections.source_endpoint(source) as endpoint,
+        backup.connections.mysql(source, endpoint) as conn,
+    ):
+        plan = backup.plan(conn, wm)
+    ahead = backup.position_ahead(plan, wm)
+    if ahead is not None:
+        raise ConfigError(
+            f"refused: the new position of {handle.table} is beyond the source ({ahead}), so "
+            "no row would be read; nothing was changed (--force sets it anyway)"
+        )
+
+
 def set_watermark(
     app: AppConfig,
     table: str,
@@ -181,8 +211,13 @@ def set_watermark(
     *,
     timestamp: str | None,
     last_id: int | None,
+    force: bool = False,
 ) -> SetResult:
-    """Move the backup position; only what is given changes. Under the table's lock."""
+    """Move the backup position; only what is given changes. Under the table's lock.
+
+    A position past the source's ``MAX(cursor)`` is refused (it would read
+    nothing, run after run) unless ``force``.
+    """
     if timestamp is None and last_id is None:
         raise ConfigError("nothing to set: give --timestamp, --id or both")
     if last_id is not None and last_id < 0:
@@ -197,6 +232,9 @@ def set_watermark(
         if last_id is not None:
             wm.mysql_state.last_id = last_id
         wm.metadata.initial_pass = None  # an operator's position ends any first pass
+        wm.mysql_state.last_key = None  # unknown: rows at the given id are read again
+        if not force:
+            _refuse_beyond_source(app, handle, wm)
         wm.metadata.manual_override = True
         wm.metadata.manual_set_time = utc_now_iso()
         handle.watermarks.write(wm)
@@ -215,9 +253,10 @@ class ResetResult:
     kept_awaiting: int = 0
     kept_loaded: int = 0
     was_unreadable: bool = False
+    target_rows_deleted: int | None = None  # --reinitialize of an append table
 
 
-def reset_question(handle: TableHandle, preserve_files: bool) -> str:
+def reset_question(handle: TableHandle, preserve_files: bool, reinitialize: bool = False) -> str:
     """The confirmation question, with what the reset will do to this table."""
     text = (
         f"Reset the watermark of {handle.scoped_name} (target {handle.pipeline.target})? "
@@ -230,9 +269,9 @@ def reset_question(handle: TableHandle, preserve_files: bool) -> str:
             "; the staged file lists are emptied (the files stay in the stage as orphans "
             "for 's3clean clean')"
         )
-    if handle.config.write_mode == "append" or (
-        handle.config.cdc_strategy == "full_sync" and handle.config.full_sync_mode == "append"
-    ):
+    if reinitialize and appends_rows(handle.config):
+        text += ". This table is loaded in append mode: its target rows are DELETED first"
+    elif appends_rows(handle.config):
         text += ". WARNING: this table is loaded in append mode, so re-extracted rows are "
         text += "appended again (duplicates) unless you empty the target table first"
     return text + "."
@@ -244,6 +283,7 @@ def reset_watermark(
     pipeline: str | None,
     *,
     preserve_files: bool,
+    reinitialize: bool = False,
     confirm: Callable[[str], bool] | None = None,
 ) -> ResetResult:
     """Reset both stages' positions and counts, under the table's lock.
@@ -252,9 +292,17 @@ def reset_watermark(
     answer raises :class:`ConfigError` (exit 1) with nothing changed. An
     unreadable document is replaced (that is the repair path), except with
     ``preserve_files``, whose file lists cannot be recovered from it.
+
+    ``reinitialize`` starts the table over on both sides: for an append table
+    the target's rows and the table's ledger rows are deleted first (one
+    transaction), since re-extracted rows would be appended twice; a merge
+    table keeps its rows (the re-extracted ones replace them by key).
     """
+    if reinitialize and preserve_files:
+        raise ConfigError("--reinitialize starts over: it cannot be used with --preserve-files")
     handle = open_table(app, table, pipeline, "watermark_reset")
-    if confirm is not None and not confirm(reset_question(handle, preserve_files)):
+    question = reset_question(handle, preserve_files, reinitialize)
+    if confirm is not None and not confirm(question):
         raise ConfigError("reset not confirmed; nothing was changed (pass -y to skip the prompt)")
     with handle.lock:
         old: Watermark | None
@@ -269,6 +317,10 @@ def reset_watermark(
             old = None
         new = handle.fresh()
         result = ResetResult(_view(handle, new, True), was_unreadable=old is None)
+        if reinitialize and appends_rows(handle.config):
+            # Before the watermark: a crash in between leaves no watermark and no
+            # ledger rows, which the next run reads as a first run.
+            result.target_rows_deleted = _table_load(app, handle).clear_target()
         if old is not None:
             new.metadata.created_at = old.metadata.created_at
             if preserve_files:
@@ -283,6 +335,86 @@ def reset_watermark(
         new.metadata.manual_set_time = utc_now_iso()
         handle.watermarks.write(new)
     return result
+
+
+# ----------------------------------------------------------------- rebuild
+def _table_load(app: AppConfig, handle: TableHandle) -> Any:
+    from src.core.load_stage import TableLoad
+    from src.core.sync_runner import make_dialect
+
+    dialect = make_dialect(app, handle.pipeline)
+    return TableLoad(
+        app, handle.pipeline, handle.table, handle.watermarks, dialect, operation_id("watermark")
+    )
+
+
+@dataclass
+class RebuildResult:
+    """What ``watermark rebuild`` recovered."""
+
+    view: WatermarkView
+    loaded_files: int
+    rows: int
+    position_from: str
+
+
+def rebuild_watermark(app: AppConfig, table: str, pipeline: str | None) -> RebuildResult:
+    """Recreate a lost watermark from the target's ledger and the staged files' footers.
+
+    The loaded files come from the ledger; the position is the one the newest
+    of them that is still staged recorded in its footer (each file carries the
+    watermark position it was recorded with). Refused when a readable
+    watermark exists; a DataError when no loaded file is left to read it from.
+    """
+    from src.core.staged_files import read_footer
+
+    handle = open_table(app, table, pipeline, "watermark_rebuild")
+    with handle.lock:
+        try:
+            if handle.watermarks.exists():
+                handle.watermarks.read()
+                raise ConfigError(
+                    f"{handle.scoped_name} has a watermark; rebuild only replaces a lost or "
+                    "unreadable one ('watermark reset' starts over)"
+                )
+        except DataError:
+            pass  # unreadable: rebuild replaces it
+        loaded = _table_load(app, handle).ledger_files()
+        if not loaded:
+            raise DataError(
+                f"the target's ledger holds no loaded file for {handle.scoped_name}: there is "
+                "nothing to rebuild from (a first sync starts from the beginning)"
+            )
+        stage = handle.watermarks.stage
+        position, source = None, ""
+        for uri, _rows in reversed(loaded):
+            key = stage.key_of(uri)
+            size = stage.size(key)
+            if size is not None:
+                position = read_footer(stage, key, size).position
+            if position is not None:
+                source = uri
+                break
+        if position is None:
+            raise DataError(
+                f"none of the {len(loaded)} files the ledger lists for {handle.scoped_name} is "
+                "still in the stage with its position, so the position cannot be rebuilt; "
+                f"start over with 'watermark reset -t {table} -p {handle.pipeline.name} "
+                "--reinitialize'"
+            )
+        wm = handle.fresh()
+        state = wm.mysql_state
+        state.last_timestamp, state.last_id = position["last_timestamp"], position["last_id"]
+        state.last_key = position.get("last_key")
+        wm.metadata.initial_pass = position.get("initial_pass")
+        wm.processed_s3_files = [uri for uri, _ in loaded]
+        rows = sum(n for _, n in loaded)
+        state.total_rows = wm.redshift_state.total_rows = rows
+        state.status = wm.redshift_state.status = "success"
+        wm.metadata.manual_override = True
+        wm.metadata.manual_set_time = utc_now_iso()
+        handle.watermarks.write(wm)
+    return RebuildResult(_view(handle, wm, True), len(loaded), rows, source)
 
 
 # -------------------------------------------------------------------- list

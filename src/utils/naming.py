@@ -40,10 +40,15 @@ REDSHIFT_SYSTEM_COLUMNS: frozenset[str] = frozenset(
 # Redshift: identifiers are 1 to 127 bytes of UTF-8, quotes excluded
 # (https://docs.aws.amazon.com/redshift/latest/dg/r_names.html).
 MAX_IDENTIFIER_BYTES = 127
-# PostgreSQL silently truncates longer identifiers (NAMEDATALEN - 1); the
-# postgres loader checks against this one
+# Per target type. PostgreSQL silently truncates longer identifiers to NAMEDATALEN - 1
+# bytes, so two long names would become one table
 # (https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS).
-POSTGRES_MAX_IDENTIFIER_BYTES = 63
+IDENTIFIER_LIMITS = {"redshift": MAX_IDENTIFIER_BYTES, "postgres": 63}
+# S3 object keys are at most 1,024 bytes of UTF-8
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html); a local
+# stage's path components at most 255 bytes (NAME_MAX on Linux file systems).
+MAX_KEY_BYTES = 1024
+MAX_PATH_SEGMENT_BYTES = 255
 
 COLUMN_PREFIX = "col_"
 TABLE_PREFIX = "t_"
@@ -77,7 +82,13 @@ def _unrepresentable(text: str) -> str | None:
 
 
 def _normalize(
-    name: str, label: str, prefix: str, reserved: frozenset[str], error: type[Exception], hint: str
+    name: str,
+    label: str,
+    prefix: str,
+    reserved: frozenset[str],
+    error: type[Exception],
+    hint: str,
+    max_bytes: int = MAX_IDENTIFIER_BYTES,
 ) -> str:
     """Shared rules of column and table names; ``label`` names the object in errors."""
     if not name:
@@ -91,18 +102,21 @@ def _normalize(
     if result[0] in string.digits or result in reserved:
         result = prefix + result
     size = len(result.encode("utf-8"))
-    if size > MAX_IDENTIFIER_BYTES:
+    if size > max_bytes:
+        whose = "Redshift's" if max_bytes == MAX_IDENTIFIER_BYTES else "the target's"
         raise error(
-            f"{label} becomes {size} bytes as a target name, over Redshift's "
-            f"{MAX_IDENTIFIER_BYTES}-byte limit; {hint}"
+            f"{label} becomes {size} bytes as a target name, over {whose} "
+            f"{max_bytes}-byte limit; {hint}"
         )
     return result
 
 
-def _column(name: str, table: str | None) -> str:
+def _column(name: str, table: str | None, max_bytes: int = MAX_IDENTIFIER_BYTES) -> str:
     label = f"column {name!r}" + (f" of table {table}" if table else "")
     hint = "rename the column in MySQL"
-    return _normalize(name, label, COLUMN_PREFIX, REDSHIFT_SYSTEM_COLUMNS, DataError, hint)
+    return _normalize(
+        name, label, COLUMN_PREFIX, REDSHIFT_SYSTEM_COLUMNS, DataError, hint, max_bytes
+    )
 
 
 def split_table_name(qualified: str) -> tuple[str, str]:
@@ -129,12 +143,17 @@ def normalize_column_name(name: str) -> str:
     return _column(name, None)
 
 
-def normalize_column_names(names: Sequence[str], table: str) -> list[str]:
-    """Normalise every column of ``table``; DataError when two fold to one name."""
+def normalize_column_names(
+    names: Sequence[str], table: str, max_bytes: int = MAX_IDENTIFIER_BYTES
+) -> list[str]:
+    """Normalise every column of ``table``; DataError when two fold to one name.
+
+    ``max_bytes`` is the target's identifier limit (:data:`IDENTIFIER_LIMITS`).
+    """
     sources: dict[str, str] = {}
     result: list[str] = []
     for name in names:
-        target = _column(name, table)
+        target = _column(name, table, max_bytes)
         if target in sources:
             raise DataError(
                 f"columns {sources[target]!r} and {name!r} of table {table} both become "
@@ -145,15 +164,27 @@ def normalize_column_names(names: Sequence[str], table: str) -> list[str]:
     return result
 
 
-def normalize_table_name(name: str) -> str:
+def normalize_table_name(name: str, max_bytes: int = MAX_IDENTIFIER_BYTES) -> str:
     """Return the target table name for MySQL table ``name``.
 
     Same rules as columns, except that a leading digit gets ``t_`` and system
     column names do not apply. ConfigError (the name comes from the pipeline
-    file) when it is empty, holds a control character or exceeds 127 bytes.
+    file) when it is empty, holds a control character or exceeds ``max_bytes``.
     """
-    hint = "set target_name for this table in the pipeline file"
-    return _normalize(name, f"table {name!r}", TABLE_PREFIX, frozenset(), ConfigError, hint)
+    hint = "set a shorter target_name for this table in the pipeline file"
+    label = f"table {name!r}"
+    return _normalize(name, label, TABLE_PREFIX, frozenset(), ConfigError, hint, max_bytes)
+
+
+def target_table_name(
+    source_table: str, configured: str | None, max_bytes: int = MAX_IDENTIFIER_BYTES
+) -> str:
+    """The target table of MySQL table ``source_table``: ``target_name`` when configured.
+
+    A configured name follows the same rules as a derived one (lowercased,
+    checked for control characters and the target's byte limit).
+    """
+    return normalize_table_name(configured or source_table, max_bytes)
 
 
 def _check_identifier(identifier: str) -> None:
@@ -269,6 +300,11 @@ def _path_segments(value: str, setting: str) -> list[str]:
             f"{setting} {value!r} contains a '..' segment; use a plain prefix like 'a/b/'"
         )
     return segments
+
+
+def check_key_prefix(value: str, setting: str) -> None:
+    """ConfigError when a configured key prefix holds ``..``, a backslash or a control character."""
+    _path_segments(value, setting)
 
 
 def table_data_prefix(

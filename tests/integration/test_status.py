@@ -117,7 +117,8 @@ def write_status_config(
                 f"""
                 pipeline: {{name: {name}, source: {source}, target: pg, s3_config: s3_test}}
                 tables:
-                  {db.name}.orders: {{cdc_strategy: id_only, cdc_id_column: id}}
+                  {db.name}.orders: {{cdc_strategy: id_only, cdc_id_column: id,
+                                     target_name: orders_{name}}}
                 """
             )
         )

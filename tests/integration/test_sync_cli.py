@@ -200,9 +200,12 @@ def test_dry_run_changes_nothing(project: Project, pg: PgSchema) -> None:
     result = project.cli("sync", "pipeline", "-p", "p", "--dry-run")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "strategy: hybrid" in out
+    assert "strategy: hybrid (first run, reading in primary-key order)" in out
     db = project.db.name
-    assert f"ORDER BY `{db}`.`orders`.`updated_at`, `{db}`.`orders`.`id` LIMIT 100000" in out
+    assert (
+        f"`{db}`.`orders`.`updated_at` <= '2025-01-01 00:08:20' ORDER BY `{db}`.`orders`.`id` "
+        "LIMIT 100000" in out
+    )
     assert "estimated rows:" in out
     assert "CREATE TABLE IF NOT EXISTS" in out
     assert not project.stage_dir.exists() or not any(project.stage_dir.rglob("*"))

@@ -207,8 +207,13 @@ def test_pipeline_is_auto_detected_unless_ambiguous(
     assert unknown.returncode == 1
     assert error_line(unknown) == f"Error: no pipeline lists table '{mysql_db.name}.nope'"
 
+    # The same table into a second target: its own watermark document.
+    connections = yaml.safe_load((project.config_dir / "connections.yml").read_text())
+    targets = connections["connections"]["targets"]
+    targets["pg2"] = {**targets["pg"], "schema": "other"}
+    (project.config_dir / "connections.yml").write_text(yaml.safe_dump(connections))
     second = {
-        "pipeline": {"name": "q", "source": SCOPE, "target": "pg"},
+        "pipeline": {"name": "q", "source": SCOPE, "target": "pg2"},
         "tables": {orders: HYBRID},
     }
     (project.config_dir / "pipelines" / "q.yml").write_text(yaml.safe_dump(second))
