@@ -17,17 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from src.backup.chunk_loop import ChunkLoop
+from src.backup.keyset import exact_value
 from src.backup.mysql_reader import DEFAULT_BATCH_SIZE, make_reader
 from src.backup.mysql_schema import TableSchema, TypePolicy, load_table_schema
 from src.backup.parquet_sink import ParquetSink, StagedFile
-from src.backup.row_based import (
-    Position,
-    PrimaryKeyPass,
-    RowBasedBackupStrategy,
-    Window,
-    advances,
-    exact_value,
-)
+from src.backup.primary_key_pass import PrimaryKeyPass
+from src.backup.row_based import Position, RowBasedBackupStrategy, Window, advances
 from src.config.settings import (
     AppConfig,
     PipelineConfig,

@@ -141,6 +141,7 @@ class ColumnSpec:
     enum_max_bytes: int | None = None  # longest ENUM value / full SET value, UTF-8 bytes
     is_unsigned: bool = False
     is_json: bool = False
+    has_default: bool = False  # a non-NULL DEFAULT: rows before an ADD COLUMN hold it in MySQL
     utc: bool = False  # TIMESTAMP: values are UTC wall-clock times
     max_value_bytes: int | None = None  # most bytes one value can take; None: unbounded
     redshift_length: int | None = None  # VARCHAR(n) / VARBYTE(n) length in bytes
@@ -416,7 +417,8 @@ def _map_column(raw: dict[str, Any], policy: TypePolicy, table: str) -> dict[str
 _COLUMNS_SQL = """
 SELECT c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE, c.IS_NULLABLE,
        c.CHARACTER_MAXIMUM_LENGTH, c.CHARACTER_OCTET_LENGTH, c.NUMERIC_PRECISION,
-       c.NUMERIC_SCALE, c.DATETIME_PRECISION, c.CHARACTER_SET_NAME, cs.MAXLEN
+       c.NUMERIC_SCALE, c.DATETIME_PRECISION, c.CHARACTER_SET_NAME, cs.MAXLEN,
+       c.COLUMN_DEFAULT
 FROM information_schema.COLUMNS c
 LEFT JOIN information_schema.CHARACTER_SETS cs ON cs.CHARACTER_SET_NAME = c.CHARACTER_SET_NAME
 WHERE c.TABLE_SCHEMA = %s AND c.TABLE_NAME = %s
@@ -493,6 +495,8 @@ def _column_spec(
         datetime_precision=_int(row[8]),
         character_set=charset,
         is_json=data_type == "json" or f"json_valid({quote_mysql(name)})" in checks,
+        # MariaDB reports the default of a nullable column without one as the text NULL.
+        has_default=row[11] is not None and _text(row[11]).upper() != "NULL",
         **facts,
         **mapped,
     )

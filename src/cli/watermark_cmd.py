@@ -18,7 +18,8 @@ from src.cli.context import (
 )
 
 if TYPE_CHECKING:
-    from src.core.watermark_ops import TableSummary, WatermarkView
+    from src.core.watermark_list import TableSummary
+    from src.core.watermark_ops import WatermarkView
 
 _LOADED_SHOWN = 20
 _AUTO_P = "Pipeline (default: the one pipeline that lists the table)."
@@ -238,7 +239,7 @@ def watermark_rebuild(ctx: AppContext, table: str, pipeline: str | None) -> int:
     when no loaded file is left to read the position from (then 'watermark
     reset --reinitialize' starts over). Runs under the table's lock.
     """
-    from src.core.watermark_ops import rebuild_watermark
+    from src.core.watermark_rebuild import rebuild_watermark
 
     result = rebuild_watermark(ctx.config(), table, pipeline)
     wm = result.view.watermark
@@ -257,7 +258,7 @@ def watermark_rebuild(ctx: AppContext, table: str, pipeline: str | None) -> int:
 @pass_app
 def watermark_list(ctx: AppContext, pipeline: str | None, as_json: bool) -> int:
     """Every table of the pipeline(s): both stages' status, rows, files awaiting load."""
-    from src.core.watermark_ops import list_watermarks
+    from src.core.watermark_list import list_watermarks
 
     rows = list_watermarks(ctx.config(), pipeline)
     if as_json:

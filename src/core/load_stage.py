@@ -20,6 +20,7 @@ from typing import Any
 from src.backup.mysql_schema import TableSchema
 from src.config.settings import AppConfig, PipelineConfig, resolve_write_mode
 from src.core.connections import ConnectionManager
+from src.core.schema_drift import drift_changes
 from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
 from src.core.stage import Stage
 from src.core.staged_files import read_footer
@@ -28,7 +29,6 @@ from src.core.targets.base import (
     StagedFileRef,
     TargetColumn,
     TargetDialect,
-    type_family,
 )
 from src.errors import DataError, LoadError, StageError
 from src.utils.faults import fault_point
@@ -342,31 +342,18 @@ class TableLoad:
             return [
                 self.dialect.create_table_sql(self.target_schema, self.target_table, schema, pk)
             ]
-        table = quote_pg_table(self.target_schema, self.target_table)
-        changes = []
-        for col in schema.columns:
-            wanted = self.dialect.column_type(col)
-            have = existing.get(col.target_name)
-            if have is None:
-                changes.append(
-                    f"ALTER TABLE {table} ADD COLUMN {quote_pg(col.target_name)} {wanted}"
-                )
-                continue
-            family = type_family(have.data_type)
-            if type_family(wanted) != family and family != "text":
-                raise LoadError(
-                    f"target column {self.target_table}.{col.target_name} is {have.sql_type()} "
-                    f"but the source column {col.name} is now {wanted}: incompatible types; "
-                    "alter or recreate the target column"
-                )
-            length = _varchar_length(wanted)
-            if length and have.char_length and have.char_length < length:
-                changes.append(
-                    self.dialect.widen_varchar_sql(
-                        self.target_schema, self.target_table, col.target_name, length
-                    )
-                )
-        return changes
+        target = quote_pg_table(self.target_schema, self.target_table)
+
+        def has_rows() -> bool:
+            cur.execute(f"SELECT 1 FROM {target} LIMIT 1")
+            return cur.fetchone() is not None
+
+        drift = drift_changes(
+            self.dialect, self.target_schema, self.target_table, schema, existing, has_rows
+        )
+        for message in drift.messages:
+            log.warning(message, table=self.table_name, target=self.target_table)
+        return drift.statements
 
     def plan(self) -> tuple[list[str], list[str]]:
         """``(files that would load, DDL it would run)`` without changing anything."""
@@ -387,12 +374,14 @@ class TableLoad:
     def _target_columns(self, cur: Any) -> dict[str, TargetColumn]:
         cur.execute(
             "SELECT column_name, data_type, character_maximum_length, numeric_precision, "
-            "numeric_scale FROM information_schema.columns "
+            "numeric_scale, is_nullable FROM information_schema.columns "
             "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
             (self.target_schema, self.target_table),
         )
         return {
-            row[0]: TargetColumn(row[0], str(row[1]).lower(), row[2], row[3], row[4])
+            row[0]: TargetColumn(
+                row[0], str(row[1]).lower(), row[2], row[3], row[4], row[5] == "YES"
+            )
             for row in cur.fetchall()
         }
 
@@ -540,13 +529,6 @@ def _group_by_schema(
             groups.append((schema, []))
         groups[-1][1].append(ref)
     return groups
-
-
-def _varchar_length(sql_type: str) -> int | None:
-    upper = sql_type.upper()
-    if upper.startswith("VARCHAR(") and upper.endswith(")"):
-        return int(upper[8:-1])
-    return None
 
 
 def _canonical(sql_type: str) -> str:

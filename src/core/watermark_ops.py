@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from src.config.settings import AppConfig, PipelineConfig, TableConfig, appends_rows
-from src.core.connection_registry import find_pipeline_for_table, get_pipeline
+from src.core.connection_registry import find_pipeline_for_table
 from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
 from src.core.sync_runner import table_handles
 from src.core.table_lock import TableLock
@@ -116,7 +116,7 @@ def display_timestamp(value: str | None) -> str:
     return value.replace("T", " ", 1) if value else "none"
 
 
-def _view(handle: TableHandle, wm: Watermark, stored: bool) -> WatermarkView:
+def view_of(handle: TableHandle, wm: Watermark, stored: bool) -> WatermarkView:
     return WatermarkView(
         handle.pipeline.name,
         handle.table,
@@ -132,7 +132,7 @@ def get_watermark(app: AppConfig, table: str, pipeline: str | None) -> Watermark
     handle = open_table(app, table, pipeline)
     stored = handle.watermarks.exists()
     wm = handle.watermarks.read() if stored else handle.fresh()
-    return _view(handle, wm, stored)
+    return view_of(handle, wm, stored)
 
 
 # --------------------------------------------------------------------- set
@@ -239,7 +239,7 @@ def set_watermark(
         wm.metadata.manual_set_time = utc_now_iso()
         handle.watermarks.write(wm)
     notes = _set_notes(handle.config, iso, last_id, wm.mysql_state.last_id)
-    return SetResult(_view(handle, wm, True), before[0], before[1], notes)
+    return SetResult(view_of(handle, wm, True), before[0], before[1], notes)
 
 
 # ------------------------------------------------------------------- reset
@@ -316,11 +316,11 @@ def reset_watermark(
                 ) from None
             old = None
         new = handle.fresh()
-        result = ResetResult(_view(handle, new, True), was_unreadable=old is None)
+        result = ResetResult(view_of(handle, new, True), was_unreadable=old is None)
         if reinitialize and appends_rows(handle.config):
             # Before the watermark: a crash in between leaves no watermark and no
             # ledger rows, which the next run reads as a first run.
-            result.target_rows_deleted = _table_load(app, handle).clear_target()
+            result.target_rows_deleted = table_load(app, handle).clear_target()
         if old is not None:
             new.metadata.created_at = old.metadata.created_at
             if preserve_files:
@@ -337,8 +337,8 @@ def reset_watermark(
     return result
 
 
-# ----------------------------------------------------------------- rebuild
-def _table_load(app: AppConfig, handle: TableHandle) -> Any:
+def table_load(app: AppConfig, handle: TableHandle) -> Any:
+    """The load stage of a handle's table (ledger reads, clearing the target)."""
     from src.core.load_stage import TableLoad
     from src.core.sync_runner import make_dialect
 
@@ -346,148 +346,3 @@ def _table_load(app: AppConfig, handle: TableHandle) -> Any:
     return TableLoad(
         app, handle.pipeline, handle.table, handle.watermarks, dialect, operation_id("watermark")
     )
-
-
-@dataclass
-class RebuildResult:
-    """What ``watermark rebuild`` recovered."""
-
-    view: WatermarkView
-    loaded_files: int
-    rows: int
-    position_from: str
-
-
-def rebuild_watermark(app: AppConfig, table: str, pipeline: str | None) -> RebuildResult:
-    """Recreate a lost watermark from the target's ledger and the staged files' footers.
-
-    The loaded files come from the ledger; the position is the one the newest
-    of them that is still staged recorded in its footer (each file carries the
-    watermark position it was recorded with). Refused when a readable
-    watermark exists; a DataError when no loaded file is left to read it from.
-    """
-    from src.core.staged_files import read_footer
-
-    handle = open_table(app, table, pipeline, "watermark_rebuild")
-    with handle.lock:
-        try:
-            if handle.watermarks.exists():
-                handle.watermarks.read()
-                raise ConfigError(
-                    f"{handle.scoped_name} has a watermark; rebuild only replaces a lost or "
-                    "unreadable one ('watermark reset' starts over)"
-                )
-        except DataError:
-            pass  # unreadable: rebuild replaces it
-        loaded = _table_load(app, handle).ledger_files()
-        if not loaded:
-            raise DataError(
-                f"the target's ledger holds no loaded file for {handle.scoped_name}: there is "
-                "nothing to rebuild from (a first sync starts from the beginning)"
-            )
-        stage = handle.watermarks.stage
-        position, source = None, ""
-        for uri, _rows in reversed(loaded):
-            key = stage.key_of(uri)
-            size = stage.size(key)
-            if size is not None:
-                position = read_footer(stage, key, size).position
-            if position is not None:
-                source = uri
-                break
-        if position is None:
-            raise DataError(
-                f"none of the {len(loaded)} files the ledger lists for {handle.scoped_name} is "
-                "still in the stage with its position, so the position cannot be rebuilt; "
-                f"start over with 'watermark reset -t {table} -p {handle.pipeline.name} "
-                "--reinitialize'"
-            )
-        wm = handle.fresh()
-        state = wm.mysql_state
-        state.last_timestamp, state.last_id = position["last_timestamp"], position["last_id"]
-        state.last_key = position.get("last_key")
-        wm.metadata.initial_pass = position.get("initial_pass")
-        wm.processed_s3_files = [uri for uri, _ in loaded]
-        rows = sum(n for _, n in loaded)
-        state.total_rows = wm.redshift_state.total_rows = rows
-        state.status = wm.redshift_state.status = "success"
-        wm.metadata.manual_override = True
-        wm.metadata.manual_set_time = utc_now_iso()
-        handle.watermarks.write(wm)
-    return RebuildResult(_view(handle, wm, True), len(loaded), rows, source)
-
-
-# -------------------------------------------------------------------- list
-@dataclass(frozen=True)
-class TableSummary:
-    """One line of ``watermark list``."""
-
-    pipeline: str
-    table: str
-    target: str
-    stored: bool
-    backup_status: str
-    rows_extracted: int
-    load_status: str
-    rows_loaded: int
-    files_awaiting: int
-    files_loaded: int
-    last_updated: str | None
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
-
-
-def _summary(handle: TableHandle) -> TableSummary:
-    name, target = handle.pipeline.name, handle.pipeline.target
-    try:
-        stored = handle.watermarks.exists()
-        wm = handle.watermarks.read() if stored else handle.fresh()
-    except DataError as exc:
-        return TableSummary(
-            name, handle.table, target, True, "unreadable", 0, "unreadable", 0, 0, 0, None, str(exc)
-        )
-    times = [
-        t
-        for t in (
-            wm.mysql_state.last_updated,
-            wm.redshift_state.last_updated,
-            wm.metadata.manual_set_time,
-        )
-        if t
-    ]
-    error = wm.mysql_state.error or wm.redshift_state.error
-    return TableSummary(
-        name,
-        handle.table,
-        target,
-        stored,
-        wm.mysql_state.status,
-        wm.mysql_state.total_rows,
-        wm.redshift_state.status,
-        wm.redshift_state.total_rows,
-        len(wm.backup_s3_files),
-        len(wm.processed_s3_files),
-        max(times) if times else None,
-        error,
-    )
-
-
-def list_watermarks(app: AppConfig, pipeline: str | None) -> list[TableSummary]:
-    """Every table of ``pipeline`` (or of every pipeline): both stages at a glance.
-
-    A document that cannot be parsed shows as ``unreadable`` instead of
-    stopping the listing.
-    """
-    chosen = (
-        [get_pipeline(app, pipeline)]
-        if pipeline
-        else [app.pipelines[n] for n in sorted(app.pipelines)]
-    )
-    rows = []
-    for item in chosen:
-        for table in sorted(item.tables):
-            rows.append(_summary(open_table(app, table, item.name)))
-    return rows

@@ -48,6 +48,7 @@ class TargetColumn:
     char_length: int | None
     precision: int | None
     scale: int | None
+    nullable: bool = True
 
     def sql_type(self) -> str:
         """The type as DDL spells it (for casts)."""
@@ -135,12 +136,24 @@ class TargetDialect(ABC):
         cols = ", ".join(f"{quote_pg(c.target_name)} {self.column_type(c)}" for c in schema.columns)
         return f"CREATE TEMP TABLE {staging} ({cols})"
 
+    # How DDL spells an exact decimal type.
+    decimal_name = "NUMERIC"
+
     def widen_varchar_sql(self, target_schema: str, table: str, column: str, length: int) -> str:
         """Make a VARCHAR column longer."""
         return (
             f"ALTER TABLE {quote_pg_table(target_schema, table)} "
             f"ALTER COLUMN {quote_pg(column)} TYPE VARCHAR({length})"
         )
+
+    def change_column_sql(
+        self, target_schema: str, table: str, column: str, new_type: str, nullable: bool
+    ) -> list[str]:
+        """Give a column a wider type (``new_type``) or drop its NOT NULL (``nullable``)."""
+        qualified = quote_pg_table(target_schema, table)
+        if nullable:
+            return [f"ALTER TABLE {qualified} ALTER COLUMN {quote_pg(column)} DROP NOT NULL"]
+        return [f"ALTER TABLE {qualified} ALTER COLUMN {quote_pg(column)} TYPE {new_type}"]
 
     @abstractmethod
     def copy_files(

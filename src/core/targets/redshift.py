@@ -18,6 +18,7 @@ one with the secret masked).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -31,7 +32,7 @@ from src.core.targets.redshift_keys import table_keys
 from src.errors import ConfigError, LoadError
 from src.utils.faults import fault_point
 from src.utils.logging_setup import get_logger
-from src.utils.naming import quote_literal
+from src.utils.naming import quote_literal, quote_pg, quote_pg_table
 
 log = get_logger("redshift")
 REDSHIFT_MAX_VARCHAR = 65535
@@ -42,6 +43,7 @@ class RedshiftDialect(TargetDialect):
     """Redshift: the staged files are COPYed straight from S3 through a manifest."""
 
     name = "redshift"
+    decimal_name = "DECIMAL"
 
     def __init__(
         self, target: TargetConnection, stage_cfg: StageConfig, keys: dict[str, Any]
@@ -64,6 +66,29 @@ class RedshiftDialect(TargetDialect):
             length = col.redshift_length or REDSHIFT_MAX_VARBYTE
             return f"VARBYTE({min(max(length, 1), REDSHIFT_MAX_VARBYTE)})"
         return COMMON_TYPES[str(t)]
+
+    def change_column_sql(
+        self, target_schema: str, table: str, column: str, new_type: str, nullable: bool
+    ) -> list[str]:
+        """Add a column of ``new_type``, copy, drop the old one, rename: one transaction.
+
+        Redshift's ALTER COLUMN changes only a VARCHAR's length and cannot drop
+        NOT NULL (https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html),
+        so an integer widening or a nullable column is a new column. The loads
+        name their columns, so the new column's place at the end does not matter.
+        """
+        qualified = quote_pg_table(target_schema, table)
+        old = quote_pg(column)
+        new = quote_pg("s3b_swap_" + hashlib.sha1(column.encode(), usedforsecurity=False)
+                       .hexdigest()[:8])  # fmt: skip
+        return [
+            "BEGIN",
+            f"ALTER TABLE {qualified} ADD COLUMN {new} {new_type}",
+            f"UPDATE {qualified} SET {new} = CAST({old} AS {new_type})",
+            f"ALTER TABLE {qualified} DROP COLUMN {old}",
+            f"ALTER TABLE {qualified} RENAME COLUMN {new} TO {old}",
+            "COMMIT",
+        ]
 
     def table_options(self, schema: TableSchema, source_table: str) -> str:
         """DISTSTYLE / DISTKEY / SORTKEY from redshift_keys.json (AUTO by default)."""

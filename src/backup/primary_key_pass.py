@@ -1,0 +1,84 @@
+"""A hybrid table's first run: every row up to the window, in primary-key order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+from src.backup.keyset import decode_key_value, encode_key_value
+from src.backup.mysql_schema import TableSchema
+from src.backup.row_based import ChunkQuery, Position, RowBasedBackupStrategy, Window
+from src.utils.naming import quote_mysql, quote_mysql_table
+
+
+class PrimaryKeyPass:
+    """A hybrid table's first run: every row with ``ts <= hi``, in primary-key order.
+
+    With no watermark yet the whole table is new; walking the ``(ts, id)`` index
+    would look up every row by primary key (about twice a full scan, see
+    docs/benchmarks.md), while primary-key order reads the table as stored. The
+    pass keeps its ``hi`` in the watermark, so an interrupted pass resumes with
+    the same bound; when it completes, the position becomes ``(hi, *max key)``
+    (the largest keyset tail in the table): every row with ``ts <= hi`` is
+    staged, later changes have ``ts > hi``.
+    """
+
+    def __init__(self, strategy: RowBasedBackupStrategy, hi: Any) -> None:
+        self.base = strategy
+        self.schema = strategy.schema
+        self.kind = "pk_pass"
+        self.hi = hi
+        self.key_cols = strategy.primary_key
+
+    def with_schema(self, schema: TableSchema) -> PrimaryKeyPass:
+        """The same pass over ``schema`` (same columns, another projection)."""
+        return PrimaryKeyPass(self.base.with_schema(schema), self.hi)
+
+    def chunk_query(self, pos: Position, window: Window, limit: int) -> ChunkQuery:
+        """``WHERE ts <= hi AND pk > last ORDER BY pk LIMIT n``."""
+        base = self.base
+        conds, params = [f"{base._col(base.ts_col)} <= %s"], [self.hi]
+        if pos.key:
+            cond, values = base.after_key(self.key_cols, pos.key)
+            conds.append(cond)
+            params.extend(values)
+        extra = base._where_template()
+        order = ", ".join(base._col(c) for c in self.key_cols)
+        sql = (
+            f"SELECT {self.schema.select_list()} FROM {self.schema.sql_table()} "
+            f"WHERE {' AND '.join(conds)}{extra} ORDER BY {order} LIMIT %s"
+        )
+        return ChunkQuery(sql, (*params, limit))
+
+    def position_after(self, batch: pa.RecordBatch, pos: Position) -> Position:
+        """The primary key of the batch's last row."""
+        if batch.num_rows == 0:
+            return pos
+        last = batch.num_rows - 1
+        return Position(None, tuple(self.base.value(batch, c, last) for c in self.key_cols))
+
+    def stored(self, pos: Position) -> dict[str, Any]:
+        """The pass's state for ``metadata.initial_pass``: its bound and the last key read."""
+        hi, _ = self.base.watermark_values(Position(self.hi))
+        values = [encode_key_value(v) for v in pos.key]
+        return {"hi": hi, "last_pk": values[0] if len(values) == 1 else values}
+
+    def resume_position(self, stored: dict[str, Any] | None) -> Position:
+        """Where a stored pass resumes (the start of the table when it has not read a row)."""
+        last = (stored or {}).get("last_pk")
+        if last is None:
+            return Position()
+        values = last if isinstance(last, list) else [last]
+        cols = [self.schema.column(c) for c in self.key_cols]
+        return Position(
+            None, tuple(decode_key_value(v, c) for v, c in zip(values, cols, strict=False))
+        )
+
+    def end_query(self) -> str:
+        """The largest keyset tail of the table: where the incremental walk continues."""
+        base = self.base
+        cols = ", ".join(quote_mysql(c) for c in base.key_cols)
+        desc = ", ".join(f"{quote_mysql(c)} DESC" for c in base.key_cols)
+        table = quote_mysql_table(self.schema.schema, self.schema.table)
+        return f"SELECT {cols} FROM {table} ORDER BY {desc} LIMIT 1"
