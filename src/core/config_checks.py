@@ -77,32 +77,36 @@ def check_table_entries(
                 problems.append(Problem(file, where, str(exc)))
                 continue
             owner = f"{file}: {where}"
-            table_id = (*_target_identity(target), target_name)
-            if table_id in tables:
+            clash = _claim(tables, (*_target_identity(target), target_name), owner)
+            if clash:
                 problems.append(
                     Problem(
                         file,
                         where,
                         f"loads into the same target table {target.schema_}.{target_name} "
-                        f"as {tables[table_id]}; give one of them another target_name, or "
-                        "keep the table in one pipeline",
+                        f"as {clash}; give one of them another target_name, or keep the "
+                        "table in one pipeline",
                     )
                 )
-            tables.setdefault(table_id, owner)
             doc = watermark_key(pipeline.source, schema, name, pipeline.target)
-            doc_id = (*_stage_identity(stage), doc)
-            if doc_id in documents:
+            clash = _claim(documents, (*_stage_identity(stage), doc), owner)
+            if clash:
                 problems.append(
                     Problem(
                         file,
                         where,
-                        f"shares the watermark {doc} with {documents[doc_id]} (same source "
-                        f"table, target '{pipeline.target}' and stage); two entries would "
-                        "overwrite each other's progress: keep one of them",
+                        f"shares the watermark {doc} with {clash} (same source table, target "
+                        f"'{pipeline.target}' and stage); two entries would overwrite each "
+                        "other's progress: keep one of them",
                     )
                 )
-            documents.setdefault(doc_id, owner)
     return problems
+
+
+def _claim(owners: dict[tuple[object, ...], str], key: tuple[object, ...], owner: str) -> str:
+    """Record ``owner`` for ``key``; the earlier owner when there is one, else ``""``."""
+    earlier = owners.setdefault(key, owner)
+    return "" if earlier == owner else earlier
 
 
 def _target_identity(target: TargetConnection) -> tuple[object, ...]:
