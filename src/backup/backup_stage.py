@@ -33,7 +33,7 @@ from src.config.settings import (
 )
 from src.core.connections import ConnectionManager
 from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
-from src.errors import DataError
+from src.errors import ConfigError, DataError
 from src.utils.logging_setup import get_logger
 from src.utils.naming import (
     IDENTIFIER_LIMITS,
@@ -101,6 +101,41 @@ class BackupOptions:
     reader: str = "auto"
 
 
+def check_source_tables(app: AppConfig, pipeline: PipelineConfig) -> list[str]:
+    """Problems the pipeline's tables have on the MySQL source, one line each.
+
+    What the configuration alone cannot show: the table exists, its columns can
+    be carried and named in the target, its strategy has a unique key to order
+    by, and a table without a primary key says ``write_mode: append``.
+    """
+    problems = []
+    with ConnectionManager(app).mysql(pipeline.source) as conn:
+        for name in sorted(pipeline.tables):
+            try:
+                table_strategy(app, pipeline, name, conn)
+            except (ConfigError, DataError) as exc:
+                problems.append(f"pipelines/{pipeline.name}.yml: tables.{name}: {exc}")
+    return problems
+
+
+def table_strategy(
+    app: AppConfig, pipeline: PipelineConfig, table_name: str, conn: Any
+) -> RowBasedBackupStrategy:
+    """The table's schema and strategy from ``information_schema`` (checked, not run)."""
+    table = pipeline.tables[table_name]
+    schema_name, source_table = split_table_name(table_name)
+    schema = load_table_schema(
+        conn,
+        schema_name,
+        source_table,
+        type_policy(table),
+        IDENTIFIER_LIMITS[app.targets[pipeline.target].type],
+    )
+    strategy = RowBasedBackupStrategy(table, schema)
+    resolve_write_mode(table, strategy.primary_key, table_name)  # refuse before reading
+    return strategy
+
+
 def type_policy(table: TableConfig) -> TypePolicy:
     """The table's value policies (SPEC §7)."""
     return TypePolicy(
@@ -166,16 +201,8 @@ class TableBackup:
 
     def plan(self, conn: Any, wm: Watermark) -> BackupPlan:
         """Schema, strategy, window, start and sizes of a run (reads MySQL, changes nothing)."""
-        target_type = self.app.targets[self.pipeline.target].type
-        schema = load_table_schema(
-            conn,
-            self.schema_name,
-            self.source_table,
-            type_policy(self.table),
-            IDENTIFIER_LIMITS[target_type],
-        )
-        strategy = RowBasedBackupStrategy(self.table, schema)
-        resolve_write_mode(self.table, strategy.primary_key, self.table_name)  # refuse early
+        strategy = table_strategy(self.app, self.pipeline, self.table_name, conn)
+        schema = strategy.schema
         with conn.cursor() as cur:
             window = strategy.window(cur)
             cur.execute(

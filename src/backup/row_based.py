@@ -202,6 +202,8 @@ class RowBasedBackupStrategy:
         parsed = dt.datetime.fromisoformat(value)
         if self.unix_ts:
             return int(parsed.replace(tzinfo=dt.UTC).timestamp())
+        if self.schema.column(self.ts_col).kind == "date":
+            return parsed.date()
         return parsed.replace(tzinfo=None)
 
     def key_from_watermark(self, last_id: Any, last_key: dict[str, Any] | None) -> tuple[Any, ...]:
@@ -226,9 +228,7 @@ class RowBasedBackupStrategy:
         if self.kind in ("full_sync", "custom_sql"):
             return None
         if self.ts_col is not None:
-            stored, hi = pos.ts, window.hi_ts
-            if isinstance(hi, dt.date) and not isinstance(hi, dt.datetime):
-                hi = dt.datetime.combine(hi, dt.time())
+            stored, hi = _as_datetime(pos.ts), _as_datetime(window.hi_ts)
             column = self.ts_col
         else:
             stored, hi, column = pos.id, window.hi_id, self.id_col or ""
@@ -361,6 +361,8 @@ class RowBasedBackupStrategy:
         ts = pos.ts
         if isinstance(ts, int) and self.unix_ts:
             ts = dt.datetime.fromtimestamp(ts, tz=dt.UTC).replace(tzinfo=None)
+        else:
+            ts = _as_datetime(ts)  # a DATE cursor is stored at midnight
         text = ts.isoformat(timespec="microseconds") if isinstance(ts, dt.datetime) else None
         return text, int(pos.id) if isinstance(pos.id, int) else None
 
@@ -368,6 +370,13 @@ class RowBasedBackupStrategy:
         """The key columns after the id (the watermark's ``last_key``), JSON-ready."""
         rest = dict(zip(self.key_cols[1:], pos.key[1:], strict=False))
         return {col: encode_key_value(v) for col, v in rest.items()} or None
+
+
+def _as_datetime(value: Any) -> Any:
+    """A DATE as midnight of its day, so it compares with DATETIME values."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return dt.datetime.combine(value, dt.time())
+    return value
 
 
 def advances(new: Position, old: Position) -> bool:

@@ -39,12 +39,34 @@ def show_pipeline(ctx: AppContext, pipeline: str) -> None:
 
 @config_group.command("validate")
 @pipeline_option()
+@click.option(
+    "--check-sources",
+    is_flag=True,
+    help="Also read each table's columns and keys from MySQL (connects to the sources).",
+)
 @pass_app
-def validate(ctx: AppContext, pipeline: str | None) -> None:
-    """Load and check every configuration file (exit 1 on any problem)."""
+def validate(ctx: AppContext, pipeline: str | None, check_sources: bool) -> None:
+    """Load and check every configuration file (exit 1 on any problem).
+
+    Offline by default. --check-sources also reads information_schema on each
+    pipeline's MySQL source: every table exists, its columns can be carried and
+    named in the target, hybrid/id_only have a unique key to order by, and a
+    table without a primary key says write_mode: append.
+    """
     from src.core.connection_registry import get_pipeline
 
     app = ctx.config()
     names = [get_pipeline(app, pipeline).name] if pipeline else sorted(app.pipelines)
+    if check_sources:
+        from src.backup.backup_stage import check_source_tables
+        from src.errors import ConfigError
+
+        problems = [p for n in names for p in check_source_tables(app, app.pipelines[n])]
+        if problems:
+            count = len(problems)
+            raise ConfigError(
+                f"invalid configuration ({count} problem{'s' if count > 1 else ''} on the "
+                "sources):\n  " + "\n  ".join(problems)
+            )
     tables = sum(len(app.pipelines[n].tables) for n in names)
     info(f"Configuration is valid: {len(names)} pipeline(s), {tables} table(s).")

@@ -108,6 +108,12 @@ def test_hybrid_without_a_unique_key_is_a_configuration_error(
         assert result.returncode == 1, result.stderr
         assert "no primary key in MySQL; set primary_key" in result.stderr
     assert not (project.stage_dir / "incremental").exists()
+    assert project.cli("config", "validate").returncode == 0  # offline: cannot know
+    checked = project.cli("config", "validate", "--check-sources")
+    assert checked.returncode == 1
+    assert f"pipelines/p.yml: tables.{table}: table {table}: hybrid orders rows" in checked.stderr
+    fixed = make_project(tmp_path / "ok", mysql_db, {table: {**cfg, "primary_key": ["id", "v"]}})
+    assert fixed.cli("config", "validate", "--check-sources").returncode == 0
 
 
 @pytest.mark.parametrize("write_mode", [None, "append"])
@@ -132,3 +138,22 @@ def test_a_table_without_primary_key_is_never_appended_silently(
     else:
         assert result.returncode == 0, result.stderr
         assert pg.execute("SELECT COUNT(*) FROM logs") == [(2,)]
+
+
+def test_a_date_cursor_keeps_its_position_so_append_never_repeats(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    """Guards the DATE cursor in the watermark: without it every run re-reads the window."""
+    mysql_db.execute("CREATE TABLE days (msg VARCHAR(20), d DATE NOT NULL)")
+    mysql_db.execute("INSERT INTO days SELECT CONCAT('m', seq), '2025-01-01' + INTERVAL seq DAY "
+                     "FROM seq_1_to_30")  # fmt: skip
+    table = f"{mysql_db.name}.days"
+    cfg = {"cdc_strategy": "timestamp_only", "cdc_timestamp_column": "d", "write_mode": "append",
+           "processing": {"batch_size": 7}}  # fmt: skip
+    project = make_project(tmp_path, mysql_db, {table: cfg}, pg=pg)
+    sync(project, table)
+    assert project.watermark(table)["mysql_state"]["last_timestamp"] == "2025-01-31T00:00:00.000000"
+    mysql_db.execute("INSERT INTO days VALUES ('new', '2025-03-01')")
+    sync(project, table)
+    sync(project, table)
+    assert pg.execute("SELECT COUNT(*), COUNT(DISTINCT msg) FROM days") == [(31, 31)]
