@@ -213,5 +213,8 @@ section "ruff format --check"
 section "mypy"
 .venv/bin/mypy src
 
+section "import layers (import-linter)"
+.venv/bin/lint-imports
+
 section "pytest $*"
 exec .venv/bin/pytest "$@"

@@ -17,13 +17,8 @@ from typing import Literal, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from src.backup.mysql_schema import (
-    REDSHIFT_MAX_VARBYTE_BYTES,
-    REDSHIFT_MAX_VARCHAR_BYTES,
-    TEMPORAL_KINDS,
-    ColumnSpec,
-    TableSchema,
-)
+from src.backup.mysql_schema import REDSHIFT_MAX_VARBYTE_BYTES, REDSHIFT_MAX_VARCHAR_BYTES
+from src.core.table_schema import TEMPORAL_KINDS, ColumnSpec, TableSchema
 from src.errors import DataError
 
 # MySQL's zero date and "zero-in-date" values (month or day 00) exist only while

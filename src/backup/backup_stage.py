@@ -19,7 +19,7 @@ from typing import Any
 from src.backup.chunk_loop import ChunkLoop
 from src.backup.keyset import exact_value
 from src.backup.mysql_reader import DEFAULT_BATCH_SIZE, make_reader
-from src.backup.mysql_schema import TableSchema, TypePolicy, load_table_schema
+from src.backup.mysql_schema import load_table_schema
 from src.backup.parquet_sink import ParquetSink, StagedFile
 from src.backup.primary_key_pass import PrimaryKeyPass
 from src.backup.row_based import Position, RowBasedBackupStrategy, Window, advances
@@ -33,7 +33,8 @@ from src.config.settings import (
 )
 from src.core.connections import ConnectionManager
 from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
-from src.errors import ConfigError, DataError
+from src.core.table_schema import TableSchema, TypePolicy
+from src.errors import DataError
 from src.utils.logging_setup import get_logger
 from src.utils.naming import (
     IDENTIFIER_LIMITS,
@@ -99,23 +100,6 @@ class BackupOptions:
     limit: int | None = None
     max_chunks: int | None = None
     reader: str = "auto"
-
-
-def check_source_tables(app: AppConfig, pipeline: PipelineConfig) -> list[str]:
-    """Problems the pipeline's tables have on the MySQL source, one line each.
-
-    What the configuration alone cannot show: the table exists, its columns can
-    be carried and named in the target, its strategy has a unique key to order
-    by, and a table without a primary key says ``write_mode: append``.
-    """
-    problems = []
-    with ConnectionManager(app).mysql(pipeline.source) as conn:
-        for name in sorted(pipeline.tables):
-            try:
-                table_strategy(app, pipeline, name, conn)
-            except (ConfigError, DataError) as exc:
-                problems.append(f"pipelines/{pipeline.name}.yml: tables.{name}: {exc}")
-    return problems
 
 
 def table_strategy(

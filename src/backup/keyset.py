@@ -11,7 +11,7 @@ import datetime as dt
 import decimal
 from typing import Any
 
-from src.backup.mysql_schema import ColumnSpec
+from src.core.table_schema import ColumnSpec
 
 
 def exact_value(value: Any) -> Any:

@@ -36,8 +36,8 @@ import pymysql.cursors
 from pymysql.converters import encoders
 
 from src.backup.arrow_convert import ConversionStats, convert_batch
-from src.backup.mysql_schema import TableSchema
 from src.core.connections import SESSION_TIME_ZONE_SQL, MySQLEndpoint
+from src.core.table_schema import TableSchema
 from src.errors import NativeDecodeError
 
 Params = Sequence[Any] | Mapping[str, Any]

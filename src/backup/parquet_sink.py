@@ -19,11 +19,8 @@ SPEC §10.1 table (2M rows; docs/benchmarks.md).
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import queue
-import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -35,29 +32,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from src.core.stage import Stage
+from src.core.table_schema import POSITION_METADATA_KEY, SCHEMA_METADATA_KEY
 from src.errors import StageError
 from src.utils.faults import fault_point
+from src.utils.memory import release_memory
 
-SCHEMA_METADATA_KEY = b"s3_backup.table_schema"
-# The watermark position once the file is recorded (JSON): what `watermark rebuild`
-# reads back when the watermark document is lost.
-POSITION_METADATA_KEY = b"s3_backup.watermark_position"
 _QUEUE_DEPTH = 2  # closed files waiting for upload (each one is on local disk)
-
-
-def release_memory() -> None:
-    """Hand memory freed by a finished stage back to the OS.
-
-    Arrow's allocator (mimalloc) and glibc's malloc keep freed pages for reuse;
-    a ``sync pipeline`` that loads after backing up would otherwise carry the
-    backup's high-water mark into the load and add the load's on top.
-    https://arrow.apache.org/docs/python/generated/pyarrow.MemoryPool.html
-    https://man7.org/linux/man-pages/man3/malloc_trim.3.html
-    """
-    pa.default_memory_pool().release_unused()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # not glibc: no malloc_trim
-            ctypes.CDLL(None).malloc_trim(0)
 
 
 @dataclass(frozen=True)

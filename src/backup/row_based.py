@@ -25,8 +25,8 @@ from typing import Any
 import pyarrow as pa
 
 from src.backup.keyset import decode_key_value, encode_key_value, exact_value
-from src.backup.mysql_schema import TableSchema
 from src.config.settings import TableConfig
+from src.core.table_schema import TableSchema
 from src.errors import ConfigError, DataError
 from src.utils.naming import quote_mysql
 

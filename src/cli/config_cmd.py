@@ -32,7 +32,7 @@ def list_pipelines(ctx: AppContext) -> None:
 @pass_app
 def show_pipeline(ctx: AppContext, pipeline: str) -> None:
     """Print a pipeline and the connections it uses as JSON (secrets masked)."""
-    from src.core.config_view import pipeline_view
+    from src.pipeline.config_view import pipeline_view
 
     emit_json(pipeline_view(ctx.config(), pipeline))
 
@@ -58,8 +58,8 @@ def validate(ctx: AppContext, pipeline: str | None, check_sources: bool) -> None
     app = ctx.config()
     names = [get_pipeline(app, pipeline).name] if pipeline else sorted(app.pipelines)
     if check_sources:
-        from src.backup.backup_stage import check_source_tables
         from src.errors import ConfigError
+        from src.pipeline.config_view import check_source_tables
 
         problems = [p for n in names for p in check_source_tables(app, app.pipelines[n])]
         if problems:

@@ -19,7 +19,7 @@ from src.cli.context import (
 )
 
 if TYPE_CHECKING:
-    from src.core.stage_cleaner import CleanResult, FileFilter, StagedEntry, StageScan
+    from src.pipeline.stage_cleaner import CleanResult, FileFilter, StagedEntry, StageScan
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,7 +48,7 @@ def _filters(command: F) -> F:
 
 
 def _make_filter(older_than: str | None, pattern: str | None) -> FileFilter:
-    from src.core.stage_cleaner import FileFilter, parse_age
+    from src.pipeline.stage_cleaner import FileFilter, parse_age
 
     return FileFilter(parse_age(older_than) if older_than else None, pattern)
 
@@ -79,7 +79,7 @@ def s3clean_list(
     loaded. Takes no lock: while a sync runs, the file it is writing may show
     as an orphan (the output says when the table's lock is held).
     """
-    from src.core.stage_cleaner import list_staged
+    from src.pipeline.stage_cleaner import list_staged
 
     scan = list_staged(ctx.config(), table, pipeline, _make_filter(older_than, pattern))
     if as_json:
@@ -124,7 +124,7 @@ def s3clean_clean(
     and are left alone (an S3 lifecycle rule is the tool for them).
     """
     from src.cli.watermark_cmd import confirm
-    from src.core.stage_cleaner import clean_staged
+    from src.pipeline.stage_cleaner import clean_staged
 
     def ask(plan: CleanResult) -> bool:
         info("\n".join(_plan_lines(plan, verb="Will delete")))

@@ -13,7 +13,7 @@ from src.cli.context import AppContext, emit_json, json_flag, pass_app, pipeline
 @pass_app
 def status(ctx: AppContext, pipeline: str | None, as_json: bool) -> int:
     """Check SSH tunnels, MySQL sources, stages and targets; exit 2 if any fails."""
-    from src.core.status import check_connections
+    from src.pipeline.status import check_connections
 
     results = check_connections(ctx.config(), pipeline)
     if as_json:

@@ -69,7 +69,7 @@ def sync_pipeline(
     code (SPEC §9). A run stopped by --limit or --max-chunks is a success; the
     next run resumes where it stopped.
     """
-    from src.core.sync_runner import SyncOptions
+    from src.pipeline.sync_runner import SyncOptions
 
     if backup_only and redshift_only:
         raise click.UsageError("--backup-only and --redshift-only are mutually exclusive")
@@ -96,8 +96,8 @@ def _run(
 ) -> int:
     from src.cli.progress import LiveProgress
     from src.core.connection_registry import get_pipeline
-    from src.core.run_report import build_report, write_completion_markers, write_report
-    from src.core.sync_runner import TableOutcome, run_sync
+    from src.pipeline.run_report import build_report, write_completion_markers, write_report
+    from src.pipeline.sync_runner import TableOutcome, run_sync
 
     progress = LiveProgress()
 
@@ -133,8 +133,8 @@ def _run(
 def _dry_run(
     ctx: AppContext, pipeline: str, tables: list[str], options: Any, json_output: str | None
 ) -> int:
-    from src.core.dry_run import dry_run
-    from src.core.run_report import write_report
+    from src.pipeline.dry_run import dry_run
+    from src.pipeline.run_report import write_report
 
     plans = dry_run(ctx.config(), pipeline, tables, options)
     if json_output == "-":

@@ -18,8 +18,8 @@ from src.cli.context import (
 )
 
 if TYPE_CHECKING:
-    from src.core.watermark_list import TableSummary
-    from src.core.watermark_ops import WatermarkView
+    from src.pipeline.watermark_list import TableSummary
+    from src.pipeline.watermark_ops import WatermarkView
 
 _LOADED_SHOWN = 20
 _AUTO_P = "Pipeline (default: the one pipeline that lists the table)."
@@ -53,7 +53,7 @@ def watermark_get(
     A table never synced shows status "pending" (exit 0). --json prints the
     watermark document itself.
     """
-    from src.core.watermark_ops import get_watermark
+    from src.pipeline.watermark_ops import get_watermark
 
     view = get_watermark(ctx.config(), table, pipeline)
     if as_json:
@@ -65,7 +65,7 @@ def watermark_get(
 
 def render_watermark(view: WatermarkView, show_files: bool = False) -> list[str]:
     """The two-stage display of SPEC §4, line by line."""
-    from src.core.watermark_ops import display_timestamp
+    from src.pipeline.watermark_ops import display_timestamp
 
     wm = view.watermark
     b, r = wm.mysql_state, wm.redshift_state
@@ -127,7 +127,7 @@ def watermark_set(
     Written while holding the table's lock: exits 7 when a sync of the table
     is running.
     """
-    from src.core.watermark_ops import display_timestamp, set_watermark
+    from src.pipeline.watermark_ops import display_timestamp, set_watermark
 
     result = set_watermark(
         ctx.config(), table, pipeline, timestamp=timestamp, last_id=last_id, force=force
@@ -192,7 +192,7 @@ def watermark_reset(
     table keeps its rows. Asks for confirmation unless -y
     (declined: exit 1, nothing changed); exits 7 while a sync holds the lock.
     """
-    from src.core.watermark_ops import reset_watermark
+    from src.pipeline.watermark_ops import reset_watermark
 
     result = reset_watermark(
         ctx.config(),
@@ -239,7 +239,7 @@ def watermark_rebuild(ctx: AppContext, table: str, pipeline: str | None) -> int:
     when no loaded file is left to read the position from (then 'watermark
     reset --reinitialize' starts over). Runs under the table's lock.
     """
-    from src.core.watermark_rebuild import rebuild_watermark
+    from src.pipeline.watermark_rebuild import rebuild_watermark
 
     result = rebuild_watermark(ctx.config(), table, pipeline)
     wm = result.view.watermark
@@ -258,7 +258,7 @@ def watermark_rebuild(ctx: AppContext, table: str, pipeline: str | None) -> int:
 @pass_app
 def watermark_list(ctx: AppContext, pipeline: str | None, as_json: bool) -> int:
     """Every table of the pipeline(s): both stages' status, rows, files awaiting load."""
-    from src.core.watermark_list import list_watermarks
+    from src.pipeline.watermark_list import list_watermarks
 
     rows = list_watermarks(ctx.config(), pipeline)
     if as_json:

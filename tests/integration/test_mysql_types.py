@@ -30,8 +30,9 @@ from src.backup.mysql_reader import (
     PyMySQLReader,
     make_reader,
 )
-from src.backup.mysql_schema import TableSchema, TypePolicy, load_table_schema
+from src.backup.mysql_schema import load_table_schema
 from src.core.connections import MySQLEndpoint
+from src.core.table_schema import TableSchema, TypePolicy
 from src.errors import ConfigError, DataError, NativeDecodeError, SourceConnectionError
 from src.utils.naming import quote_mysql, quote_mysql_table
 from tests.support.databases import MySQLDatabase, mysql_database

@@ -24,7 +24,7 @@ import structlog
 from sqlglot import exp
 
 from src.core.configuration_manager import ConfigurationManager
-from src.core.sync_runner import SyncOptions, run_sync
+from src.pipeline.sync_runner import SyncOptions, run_sync
 from tests.integration.test_mysql_types import create_every_type
 from tests.support.databases import MySQLDatabase, PgSchema
 from tests.support.pipelines import Project, make_project

@@ -34,7 +34,7 @@ def cli_with_input(project: Project, stdin: str, *args: str) -> subprocess.Compl
 def hold_lock(project: Project, table: str, owner: str = "sync_test_holder") -> Any:
     """The table's TableLock, as a running sync would hold it (use as a context manager)."""
     from src.core.configuration_manager import ConfigurationManager
-    from src.core.sync_runner import table_handles
+    from src.pipeline.sync_runner import table_handles
 
     app = ConfigurationManager(str(project.config_dir)).load().app
     return table_handles(app, app.pipelines["p"], table, owner)[1]

@@ -18,7 +18,7 @@ from src.backup.arrow_convert import (
     strip_nul_chars,
     truncate_utf8,
 )
-from src.backup.mysql_schema import (
+from src.core.table_schema import (
     ColumnSpec,
     TableSchema,
     TypePolicy,

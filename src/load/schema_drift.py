@@ -20,9 +20,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from src.backup.mysql_schema import TableSchema
-from src.core.targets.base import TargetColumn, TargetDialect, type_family
+from src.core.table_schema import TableSchema
 from src.errors import LoadError
+from src.load.targets.base import TargetColumn, TargetDialect, type_family
 from src.utils.naming import quote_pg, quote_pg_table
 
 _INT_RANK = {"smallint": 1, "integer": 2, "bigint": 3}

@@ -7,8 +7,8 @@ from typing import Any
 
 from src.config.settings import AppConfig
 from src.core.connection_registry import get_pipeline
-from src.core.watermark_ops import TableHandle, open_table
 from src.errors import DataError
+from src.pipeline.watermark_ops import TableHandle, open_table
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from src.backup.mysql_schema import ColumnSpec, TableSchema
-from src.backup.parquet_sink import release_memory
 from src.core.stage import LocalStage, Stage
-from src.core.targets.base import COMMON_TYPES, StagedFileRef, TargetDialect
+from src.core.table_schema import ColumnSpec, TableSchema
 from src.errors import StageError
+from src.load.targets.base import COMMON_TYPES, StagedFileRef, TargetDialect
 from src.utils.faults import fault_point
+from src.utils.memory import release_memory
 from src.utils.naming import quote_pg
 
 _BOUNDED_STRINGS = ("char", "varchar", "enum", "set", "time")

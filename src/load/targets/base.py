@@ -2,7 +2,7 @@
 
 A :class:`TargetDialect` knows its type map, its DDL extras and how to fill a
 staging table from staged files; everything else (ledger, merge, schema
-evolution, transaction) is the one protocol in :mod:`src.core.load_stage`.
+evolution, transaction) is the one protocol in :mod:`src.load.load_stage`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from src.backup.mysql_schema import ColumnSpec, TableSchema
 from src.core.stage import Stage
+from src.core.table_schema import ColumnSpec, TableSchema
 from src.utils.naming import quote_pg, quote_pg_table
 
 LEDGER_TABLE = "s3_backup_load_ledger"

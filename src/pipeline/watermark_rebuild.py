@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from src.config.settings import AppConfig
 from src.core.simple_watermark_manager import utc_now_iso
-from src.core.watermark_ops import WatermarkView, open_table, table_load, view_of
 from src.errors import ConfigError, DataError
+from src.pipeline.watermark_ops import WatermarkView, open_table, table_load, view_of
 
 
 @dataclass
@@ -34,7 +34,7 @@ def rebuild_watermark(app: AppConfig, table: str, pipeline: str | None) -> Rebui
     watermark position it was recorded with). Refused when a readable
     watermark exists; a DataError when no loaded file is left to read it from.
     """
-    from src.core.staged_files import read_footer
+    from src.load.staged_files import read_footer
 
     handle = open_table(app, table, pipeline, "watermark_rebuild")
     with handle.lock:

@@ -19,14 +19,14 @@ from src.backup.backup_stage import BackupOptions, BackupResult, TableBackup
 from src.config.settings import AppConfig, PipelineConfig
 from src.core.connection_registry import get_pipeline, get_table
 from src.core.connections import ConnectionManager
-from src.core.load_stage import Connect, LoadResult, TableLoad
 from src.core.simple_watermark_manager import SimpleWatermarkManager
 from src.core.table_lock import TableLock
-from src.core.targets.base import TargetDialect
-from src.core.targets.postgres import PostgresDialect
-from src.core.targets.redshift import RedshiftDialect
-from src.core.targets.redshift_keys import load_keys_file
 from src.errors import BackupError, ConfigError, DataError, PartialFailure
+from src.load.load_stage import Connect, LoadResult, TableLoad
+from src.load.targets.base import TargetDialect
+from src.load.targets.postgres import PostgresDialect
+from src.load.targets.redshift import RedshiftDialect
+from src.load.targets.redshift_keys import load_keys_file
 from src.utils.logging_setup import get_logger
 from src.utils.naming import lock_key, new_execution_id, split_table_name, watermark_key
 

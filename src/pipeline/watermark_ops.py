@@ -18,9 +18,9 @@ from typing import Any
 from src.config.settings import AppConfig, PipelineConfig, TableConfig, appends_rows
 from src.core.connection_registry import find_pipeline_for_table
 from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
-from src.core.sync_runner import table_handles
 from src.core.table_lock import TableLock
 from src.errors import ConfigError, DataError
+from src.pipeline.sync_runner import table_handles
 from src.utils.naming import new_execution_id
 
 _TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
@@ -339,8 +339,8 @@ def reset_watermark(
 
 def table_load(app: AppConfig, handle: TableHandle) -> Any:
     """The load stage of a handle's table (ledger reads, clearing the target)."""
-    from src.core.load_stage import TableLoad
-    from src.core.sync_runner import make_dialect
+    from src.load.load_stage import TableLoad
+    from src.pipeline.sync_runner import make_dialect
 
     dialect = make_dialect(app, handle.pipeline)
     return TableLoad(

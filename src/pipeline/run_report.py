@@ -15,7 +15,7 @@ from typing import Any
 
 from src.config.settings import AppConfig, PipelineConfig, StageConfig
 from src.core.stage import S3Stage
-from src.core.sync_runner import SyncRun, TableOutcome
+from src.pipeline.sync_runner import SyncRun, TableOutcome
 from src.utils.naming import key_part
 
 

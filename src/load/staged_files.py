@@ -16,9 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from src.backup.mysql_schema import TableSchema
-from src.backup.parquet_sink import POSITION_METADATA_KEY, SCHEMA_METADATA_KEY
 from src.core.stage import Stage
+from src.core.table_schema import POSITION_METADATA_KEY, SCHEMA_METADATA_KEY, TableSchema
 from src.errors import DataError
 
 _TAIL = 64 * 1024

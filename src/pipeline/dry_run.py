@@ -12,8 +12,8 @@ from src.backup.backup_stage import TableBackup
 from src.backup.mysql_reader import make_reader
 from src.config.settings import AppConfig
 from src.core.connection_registry import get_pipeline, get_table
-from src.core.load_stage import TableLoad
-from src.core.sync_runner import SyncOptions, make_dialect, table_handles
+from src.load.load_stage import TableLoad
+from src.pipeline.sync_runner import SyncOptions, make_dialect, table_handles
 from src.utils.naming import new_execution_id
 
 

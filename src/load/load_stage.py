@@ -17,20 +17,20 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from src.backup.mysql_schema import TableSchema
 from src.config.settings import AppConfig, PipelineConfig, resolve_write_mode
 from src.core.connections import ConnectionManager
-from src.core.schema_drift import drift_changes
 from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
 from src.core.stage import Stage
-from src.core.staged_files import read_footer
-from src.core.targets.base import (
+from src.core.table_schema import TableSchema
+from src.errors import DataError, LoadError, StageError
+from src.load.schema_drift import drift_changes
+from src.load.staged_files import read_footer
+from src.load.targets.base import (
     LEDGER_TABLE,
     StagedFileRef,
     TargetColumn,
     TargetDialect,
 )
-from src.errors import DataError, LoadError, StageError
 from src.utils.faults import fault_point
 from src.utils.logging_setup import get_logger
 from src.utils.naming import (

@@ -30,8 +30,8 @@ from typing import Any
 from src.config.settings import AppConfig
 from src.core.stage import MAX_KEYS_PER_REQUEST, Stage, StagedObject
 from src.core.table_lock import LockInfo
-from src.core.watermark_ops import TableHandle, open_table
 from src.errors import ConfigError
+from src.pipeline.watermark_ops import TableHandle, open_table
 from src.utils.logging_setup import get_logger
 from src.utils.naming import split_table_name, table_data_prefix
 

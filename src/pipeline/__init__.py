@@ -1,0 +1,1 @@
+"""What a command runs: sync, dry run, run report, watermark and s3clean operations, status."""

@@ -1,0 +1,42 @@
+"""A pipeline and its connections as plain data, secrets masked (``config show-pipeline``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from src.config.settings import AppConfig, PipelineConfig
+from src.core.connection_registry import get_pipeline, pipeline_connections
+from src.core.connections import ConnectionManager
+from src.errors import ConfigError, DataError
+
+
+def pipeline_view(app: AppConfig, name: str) -> dict[str, Any]:
+    """JSON-ready description of one pipeline; every SecretStr prints as ``**********``."""
+    pipeline = get_pipeline(app, name)
+    conns = pipeline_connections(app, pipeline)
+    # mode="json" renders SecretStr as "**********": the value never leaves the model.
+    return {
+        "pipeline": pipeline.model_dump(mode="json", by_alias=True),
+        "source": {conns.source: app.sources[conns.source].model_dump(mode="json")},
+        "target": {conns.target: app.targets[conns.target].model_dump(mode="json", by_alias=True)},
+        "stage": {conns.stage: app.stages[conns.stage].model_dump(mode="json")},
+    }
+
+
+def check_source_tables(app: AppConfig, pipeline: PipelineConfig) -> list[str]:
+    """Problems the pipeline's tables have on the MySQL source, one line each.
+
+    What the configuration alone cannot show: the table exists, its columns can
+    be carried and named in the target, its strategy has a unique key to order
+    by, and a table without a primary key says ``write_mode: append``.
+    """
+    from src.backup.backup_stage import table_strategy  # reads MySQL: only when asked
+
+    problems = []
+    with ConnectionManager(app).mysql(pipeline.source) as conn:
+        for name in sorted(pipeline.tables):
+            try:
+                table_strategy(app, pipeline, name, conn)
+            except (ConfigError, DataError) as exc:
+                problems.append(f"pipelines/{pipeline.name}.yml: tables.{name}: {exc}")
+    return problems
