@@ -3,16 +3,14 @@
 # Seeds demo_shop.parcels in MariaDB, syncs it into PostgreSQL (schema demo_shop) with
 # config/pipelines/demo_pipeline.yml, changes rows in MariaDB, syncs again (merge by primary key)
 # and shows both sides' row counts. Each run starts from scratch (stage dir and target schema).
-# Usage: scripts/demo.sh [ROWS]   (default 100000). Needs the services scripts/test.sh sets up.
+# Usage: scripts/demo.sh [ROWS]   (default 100000). On a bare Debian machine it installs and
+# starts MariaDB, PostgreSQL and .venv first (scripts/services.sh, shared with scripts/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS="${1:-100000}"
 
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e .
-fi
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
 CLI=(.venv/bin/python -m src.cli.main)
 PSQL=(psql -h 127.0.0.1 -U postgres -d postgres -q -v ON_ERROR_STOP=1)
 MYSQL=(mysql -h 127.0.0.1 -u root demo_shop)

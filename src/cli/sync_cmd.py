@@ -66,8 +66,8 @@ def sync_pipeline(
 
     Each -t (repeatable; default: every table of the pipeline) runs in
     isolation: exit 0 when all succeed, 3 when some fail, else the failure's
-    code (SPEC §9). A run stopped by --limit or --max-chunks is a success; the
-    next run resumes where it stopped.
+    code (the exit codes are listed in README.md). A run stopped by --limit
+    or --max-chunks is a success; the next run resumes where it stopped.
     """
     from src.pipeline.sync_runner import SyncOptions
 
