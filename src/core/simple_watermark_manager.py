@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -100,11 +101,26 @@ class SimpleWatermarkManager:
     """Reads and writes one table's watermark document in the stage."""
 
     def __init__(
-        self, stage: Stage, key: str, *, table_name: str, target: str, cdc_strategy: str
+        self,
+        stage: Stage,
+        key: str,
+        *,
+        table_name: str,
+        target: str,
+        cdc_strategy: str,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         self.stage = stage
         self.key = key
+        # Called before every write: the table lock's confirm(), which raises once
+        # the lock is lost, so a run that lost it never writes the document again.
+        self.guard = guard
         self._identity = {"table_name": table_name, "target": target, "cdc_strategy": cdc_strategy}
+
+    def check_guard(self) -> None:
+        """Raise when the guard (the table's lock) says this run may not write."""
+        if self.guard is not None:
+            self.guard()
 
     def read_identity(self) -> str:
         """The ``table_name`` this store's documents carry (``SCOPE:schema.table``)."""
@@ -135,7 +151,8 @@ class SimpleWatermarkManager:
             ) from None
 
     def write(self, watermark: Watermark) -> None:
-        """Replace the stored document atomically."""
+        """Replace the stored document atomically (after the guard confirms the lock)."""
+        self.check_guard()
         watermark.refresh_counts()
         body = json.dumps(watermark.model_dump(mode="json"), indent=2, ensure_ascii=False)
         self.stage.put_bytes(self.key, body.encode("utf-8"))

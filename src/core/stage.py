@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any, Protocol
 
 from src.config.settings import StageConfig
 from src.errors import ConfigError, StageError
+from src.utils.atomic import atomic_write
+from src.utils.faults import fault_point
 
 # AWS caps ListObjectsV2 pages and DeleteObjects batches at 1000 keys.
 # https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
@@ -110,33 +111,19 @@ class LocalStage:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """Temp file, fsync, rename: readers see the old or the new bytes, never half."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(self._path(key)) as handle:
+            half = len(data) // 2
+            handle.write(data[:half])
+            handle.flush()
+            # A crash test dies here, with half the bytes written (watermark writes go
+            # through this method): the document must still hold its old bytes.
+            fault_point("mid_put_bytes")
+            handle.write(data[half:])
 
     def put_file(self, key: str, path: str) -> None:
         """Copy a local file in atomically (temp copy, fsync, rename)."""
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-                shutil.copyfileobj(src, out, 4 * 1024 * 1024)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(self._path(key)) as out, open(path, "rb") as src:
+            shutil.copyfileobj(src, out, 4 * 1024 * 1024)
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """O_EXCL create: exactly one of several racing creators wins."""

@@ -118,6 +118,23 @@ class TableLock:
         self._thread = threading.Thread(target=self._renew_loop, name="lock-renew", daemon=True)
         self._thread.start()
 
+    def confirm(self) -> None:
+        """LockHeldError unless this run still holds the lock (a read of the lock object).
+
+        Called before every watermark write and before a load commits: a run
+        whose lock was taken over (an expired lock, an operator's delete) stops
+        there and writes nothing more.
+        """
+        holder = self._read()
+        if not self.lost and holder is not None and holder.owner == self.owner:
+            return
+        self.lost = True
+        who = holder.describe() if holder is not None else "nobody: the lock object is gone"
+        raise LockHeldError(
+            f"table {self.table}: this run lost its lock (now held by {who}); it stopped "
+            "and wrote nothing more; run it again once no other run holds the table"
+        )
+
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.ttl / 3):
             try:

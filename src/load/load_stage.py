@@ -298,7 +298,9 @@ class TableLoad:
                 for n, (schema, files) in enumerate(groups):
                     target_cols = self._target_columns(cur)
                     total += self._load_group(cur, schema, files, target_cols, n)
+                fault_point("before_ledger_insert")
                 self._insert_ledger(cur, wm.table_name, groups, superseded)
+                fault_point("before_load_commit")
             except (LoadError, DataError, StageError):
                 raise
             except Exception as exc:
@@ -306,6 +308,7 @@ class TableLoad:
                     f"loading {self.table_name} into {self.target_cfg.type} target "
                     f"{self.pipeline.target} failed: {_first_line(exc)}"
                 ) from None
+        self.watermarks.check_guard()  # a run that lost its lock commits nothing
         conn.commit()
         return total
 

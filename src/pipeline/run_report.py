@@ -8,14 +8,13 @@ half of one.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from src.config.settings import AppConfig, PipelineConfig, StageConfig
 from src.core.stage import S3Stage
 from src.pipeline.sync_runner import SyncRun, TableOutcome
+from src.utils.atomic import atomic_write
 from src.utils.naming import key_part
 
 
@@ -73,18 +72,8 @@ def build_report(run: SyncRun) -> dict[str, Any]:
 def write_report(path: str, report: dict[str, Any]) -> None:
     """Write the report atomically to ``path``."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(report, handle, indent=2, default=str)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target, prefix=f".{target.name}.") as handle:
+        handle.write((json.dumps(report, indent=2, default=str) + "\n").encode("utf-8"))
 
 
 def write_completion_markers(

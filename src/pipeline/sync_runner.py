@@ -98,18 +98,19 @@ def table_handles(
     stage_name, _ = app.stage_for(pipeline)
     stage = ConnectionManager(app).stage(stage_name)
     cfg = pipeline.tables[table]
+    lock = TableLock(
+        stage,
+        lock_key(pipeline.source, schema, name, pipeline.target),
+        owner=execution_id,
+        table=table,
+    )
     watermarks = SimpleWatermarkManager(
         stage,
         watermark_key(pipeline.source, schema, name, pipeline.target),
         table_name=f"{pipeline.source}:{table}",
         target=pipeline.target,
         cdc_strategy=cfg.cdc_strategy,
-    )
-    lock = TableLock(
-        stage,
-        lock_key(pipeline.source, schema, name, pipeline.target),
-        owner=execution_id,
-        table=table,
+        guard=lock.confirm,
     )
     return watermarks, lock
 

@@ -11,7 +11,17 @@ import os
 import signal
 
 FAULT_ENV = "BACKUP_TEST_FAULT"
-POINTS = frozenset({"after_upload", "after_manifest", "mid_copy", "after_load_commit"})
+POINTS = frozenset(
+    {
+        "after_upload",
+        "mid_put_bytes",
+        "after_manifest",
+        "mid_copy",
+        "before_ledger_insert",
+        "before_load_commit",
+        "after_load_commit",
+    }
+)
 
 
 def fault_point(name: str) -> None:

@@ -270,7 +270,7 @@ def test_connectorx_ends_with_native_decode_error_on_a_zero_date(every_type: Eve
     with reader, pytest.raises(NativeDecodeError, match="connectorx failed on a value"):
         for batch in reader.read(order):
             seen += batch.column(0).to_pylist()
-    assert seen == [1, 2, 3][: len(seen)]
+    assert seen == [1, 2, 3]  # every row before the zero date, none lost
 
 
 def test_readers_produce_identical_batches_and_parquet(every_type: EveryType) -> None:
