@@ -1,47 +1,53 @@
 """The one exception hierarchy of the tool, grouped by what the caller should do.
 
 Every error a command can end with is a subclass of :class:`BackupError`; its
-``exit_code`` is the code of SPEC §9 that the CLI error boundary exits with.
-Messages are one line, say what failed and what to do, and never contain a
-secret value (the boundary scrubs them once more before printing).
+``exit_code`` is the code the CLI error boundary exits with. Messages are one
+line, say what failed and what to do, and never contain a secret value (the
+boundary scrubs them once more before printing).
+
+A second axis says whether trying again can help, as dlt's
+``TransientException``/``TerminalException`` do: a class is :class:`Transient`
+(a dropped connection, a throttled or aborted request) or terminal (everything
+else: the same input fails the same way). Retries inside a run retry only
+transient errors; each driver's errors are classified into this hierarchy in
+one method of its reader, stage or target dialect.
 """
 
 from __future__ import annotations
 
 
+class Transient:
+    """Mixin: the same operation may succeed when tried again."""
+
+
 class BackupError(Exception):
-    """Base of every error the tool raises on purpose."""
+    """Base of every error the tool raises on purpose (terminal unless Transient)."""
 
     exit_code = 1
-    kind = "error"
 
 
 class ConfigError(BackupError):
     """The configuration or the command line is wrong: fix it and rerun."""
 
     exit_code = 1
-    kind = "config"
 
 
-class SourceConnectionError(BackupError):
+class SourceConnectionError(Transient, BackupError):
     """A server (MySQL, SSH bastion, S3, target) could not be reached: retry later."""
 
     exit_code = 2
-    kind = "connection"
 
 
 class PartialFailure(BackupError):
     """Some tables of a run failed while others succeeded."""
 
     exit_code = 3
-    kind = "partial"
 
 
 class DataError(BackupError):
     """The data cannot be carried as asked (type, fidelity, unreadable watermark)."""
 
     exit_code = 4
-    kind = "data"
 
 
 class NativeDecodeError(DataError):
@@ -56,22 +62,28 @@ class StageError(BackupError):
     """Reading or writing the S3 bucket or the local stage directory failed."""
 
     exit_code = 5
-    kind = "stage"
 
 
 class LoadError(BackupError):
     """Loading into Redshift or PostgreSQL failed; nothing was committed."""
 
     exit_code = 6
-    kind = "load"
+
+
+class LoadConflictError(Transient, LoadError):
+    """The target aborted the load for a concurrent writer (serializable isolation)."""
 
 
 class LockHeldError(BackupError):
     """Another run holds the table's lock: wait for it or check the holder."""
 
     exit_code = 7
-    kind = "lock"
 
 
-# Exit code for a run interrupted by the operator (SIGINT), SPEC §9.
+def is_transient(exc: BaseException) -> bool:
+    """Whether trying the same operation again may succeed."""
+    return isinstance(exc, Transient)
+
+
+# Exit code for a run interrupted by the operator (SIGINT).
 EXIT_INTERRUPTED = 130

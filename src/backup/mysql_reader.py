@@ -24,6 +24,7 @@ import ctypes
 import ctypes.util
 import importlib.util
 import os
+import re
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,7 +39,7 @@ from pymysql.converters import encoders
 from src.backup.arrow_convert import ConversionStats, convert_batch
 from src.core.connections import SESSION_TIME_ZONE_SQL, MySQLEndpoint
 from src.core.table_schema import TableSchema
-from src.errors import NativeDecodeError
+from src.errors import DataError, NativeDecodeError
 
 Params = Sequence[Any] | Mapping[str, Any]
 ReaderChoice = Literal["auto", "connectorx", "pymysql"]
@@ -51,6 +52,16 @@ DEFAULT_BATCH_SIZE = 50_000
 # https://mariadb.com/kb/en/mariadb-error-codes/ (1045 access denied, 2003 cannot
 # connect, 2006 gone away, 2013 lost connection, 2055 lost at system error).
 _CONNECTION_ERRORS = frozenset({1045, 2003, 2006, 2013, 2055})
+# connectorx 0.4 (pinned) panics, through pyo3's PanicException, in two ways that matter.
+# A DATE/DATETIME value mysql_common cannot convert (a zero date):
+#   Could not retrieve `core::option::Option<chrono::naive::date::NaiveDate>`: ...
+_DATE_PANIC = re.compile(
+    r"Could not retrieve `core::option::Option<chrono::naive::"
+    r"(?:date::NaiveDate|datetime::NaiveDateTime)>`"
+)
+# The connection lost mid-read (server KILL, a reset, a dropped tunnel):
+#   cx writer failed: Source(MySQLError(CodecError { IO error: `bytes remaining on stream' }))
+_CONNECTION_PANIC = re.compile(r"MySQLError\((?:CodecError|IoError|DriverError)|IO error", re.I)
 # Column kinds verified through connectorx 0.4.6 with mysql_schema's projection
 # (tests/integration/test_mysql_types.py): all of them today; dates natively, and
 # as text after a zero date (NativeDecodeError). A kind added to mysql_schema later
@@ -241,17 +252,35 @@ class ConnectorxReader(MySQLReader):
                 if batch.num_rows:
                     yield batch
         except BaseException as exc:
-            # pyo3's PanicException derives from BaseException; a panic means a value
-            # connectorx cannot decode (a zero date, while dates are selected natively).
-            # The batches before it were whole and correct; nothing after it is read.
-            if type(exc).__name__ == "PanicException":
-                raise NativeDecodeError(
-                    f"table {self.schema.qualified_name}: connectorx failed on a value "
-                    f"({self.endpoint.scrub(str(exc))}); rerun with the pymysql reader"
-                ) from exc
-            if isinstance(exc, RuntimeError) and "waiting for connection" in str(exc):
-                raise self.endpoint.connection_error(exc) from exc
-            raise
+            classified = self.classify(exc)
+            if classified is exc:
+                raise
+            raise classified from exc
+
+    def classify(self, exc: BaseException) -> BaseException:
+        """connectorx's error as ours: a zero date, a lost connection, or a failed value.
+
+        pyo3's ``PanicException`` derives from BaseException and carries only a
+        message, so the panic is matched by its type and its message. Anything
+        that is not such a panic is returned as it is.
+        """
+        if type(exc).__name__ == "PanicException" and type(exc).__module__ == "pyo3_runtime":
+            text = self.endpoint.scrub(str(exc).strip().splitlines()[0] if str(exc) else "")
+            if _DATE_PANIC.search(text):
+                # The batches before it were whole and correct; nothing after it is read.
+                return NativeDecodeError(
+                    f"table {self.schema.qualified_name}: connectorx cannot decode a date "
+                    f"natively ({text})"
+                )
+            if _CONNECTION_PANIC.search(text):
+                return self.endpoint.connection_error(RuntimeError(text))
+            return DataError(
+                f"table {self.schema.qualified_name}: connectorx failed on a value ({text}); "
+                "rerun with --reader pymysql"
+            )
+        if isinstance(exc, RuntimeError) and "waiting for connection" in str(exc):
+            return self.endpoint.connection_error(exc)  # connectorx's pool timed out
+        return exc
 
 
 class PyMySQLReader(MySQLReader):

@@ -17,12 +17,20 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
 from src.config.settings import AppConfig, PipelineConfig, resolve_write_mode
 from src.core.connections import ConnectionManager
 from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
 from src.core.stage import Stage
 from src.core.table_schema import TableSchema
-from src.errors import DataError, LoadError, StageError
+from src.errors import DataError, LoadError, StageError, is_transient
 from src.load.schema_drift import drift_changes
 from src.load.staged_files import read_footer
 from src.load.targets.base import (
@@ -30,6 +38,7 @@ from src.load.targets.base import (
     StagedFileRef,
     TargetColumn,
     TargetDialect,
+    first_line,
 )
 from src.utils.faults import fault_point
 from src.utils.logging_setup import get_logger
@@ -46,7 +55,7 @@ from src.utils.naming import (
 )
 
 log = get_logger("load")
-_SERIALIZABLE_RETRIES = 3
+_LOAD_ATTEMPTS = 4  # one load and up to three retries of a transient failure
 
 
 @dataclass
@@ -138,7 +147,7 @@ class TableLoad:
             raise LoadError(
                 f"creating the load ledger {self.target_schema}.{LEDGER_TABLE} on "
                 f"{self.target_cfg.type} target {self.pipeline.target} failed: "
-                f"{_first_line(exc)}; check the target's schema and the user's rights"
+                f"{first_line(exc)}; check the target's schema and the user's rights"
             ) from None
 
     def _has_ledger(self, conn: Any) -> bool:
@@ -228,19 +237,16 @@ class TableLoad:
         refs = [ref for ref, _ in verified]
         groups = _group_by_schema(verified)
         self._apply_ddl(conn, [schema for schema, _ in groups])
-        attempt = 0
-        while True:
-            try:
-                rows = self._transaction(conn, wm, groups, superseded)
-                break
-            except LoadError as exc:
-                conn.rollback()
-                attempt += 1
-                # Redshift aborts one of two concurrent writers with error 1023; retry it.
-                # https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html
-                if "1023" not in str(exc) or attempt > _SERIALIZABLE_RETRIES:
-                    raise
-                time.sleep(2**attempt)
+        # A concurrent writer's abort (transient) is retried from the start of the
+        # transaction; the ledger makes a retried load exact. Anything else is final.
+        retrying = Retrying(
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(_LOAD_ATTEMPTS),
+            wait=wait_exponential(multiplier=0.5, max=8),
+            before_sleep=lambda state: _retried(conn, state),
+            reraise=True,
+        )
+        rows = retrying(self._transaction, conn, wm, groups, superseded)
         fault_point("after_load_commit")
         _mark_processed(wm, [r.uri for r in refs] + superseded)
         state = wm.redshift_state
@@ -304,10 +310,11 @@ class TableLoad:
             except (LoadError, DataError, StageError):
                 raise
             except Exception as exc:
-                raise LoadError(
+                doing = (
                     f"loading {self.table_name} into {self.target_cfg.type} target "
-                    f"{self.pipeline.target} failed: {_first_line(exc)}"
-                ) from None
+                    f"{self.pipeline.target}"
+                )
+                raise self.dialect.classify(exc, doing) from None
         self.watermarks.check_guard()  # a run that lost its lock commits nothing
         conn.commit()
         return total
@@ -332,7 +339,7 @@ class TableLoad:
             raise
         except Exception as exc:
             raise LoadError(
-                f"changing target table {self.target_table} failed: {_first_line(exc)}"
+                f"changing target table {self.target_table} failed: {first_line(exc)}"
             ) from None
         finally:
             conn.autocommit = False
@@ -550,6 +557,9 @@ def _cast(name: str, staged_type: str, target: TargetColumn | None) -> str:
     return f"CAST({quoted} AS {target.sql_type()})"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _retried(conn: Any, state: RetryCallState) -> None:
+    """Before a retry: end the failed transaction, say why."""
+    conn.rollback()
+    outcome = state.outcome
+    error = outcome.exception() if outcome is not None else None
+    log.warning("load retried", attempt=state.attempt_number, error=str(error))

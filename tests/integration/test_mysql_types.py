@@ -267,7 +267,7 @@ def test_connectorx_ends_with_native_decode_error_on_a_zero_date(every_type: Eve
     order = f"SELECT {every_type.schema.select_list()} FROM every_type ORDER BY id"
     seen: list[int] = []
     reader = ConnectorxReader(endpoint(every_type.db), every_type.schema, batch_size=1)
-    with reader, pytest.raises(NativeDecodeError, match="connectorx failed on a value"):
+    with reader, pytest.raises(NativeDecodeError, match="connectorx cannot decode a date natively"):
         for batch in reader.read(order):
             seen += batch.column(0).to_pylist()
     assert seen == [1, 2, 3]  # every row before the zero date, none lost
@@ -528,3 +528,32 @@ def test_streaming_in_bounded_batches(
     # Python objects never hold more than about one batch: the 200,000 rows as PyMySQL
     # tuples would take ~40 MB; streaming 10,000 at a time stays far below.
     assert python_peak < 12 * 2**20
+
+
+@pytest.mark.parametrize("reader_cls", READERS)
+def test_a_connection_killed_mid_read_is_a_connection_error_never_a_zero_date(
+    big_table: MySQLDatabase, reader_cls: type[MySQLReader]
+) -> None:
+    """Guards each reader's classify(): a server KILL mid-read is exit 2 (SourceConnectionError).
+
+    connectorx reports it as a panic, like a zero date; only the panic's message
+    tells them apart.
+    """
+    schema = schema_of(big_table, "big")
+    sql = f"SELECT {schema.select_list()} FROM {schema.sql_table()} ORDER BY id"
+    with (
+        reader_cls(endpoint(big_table), schema, batch_size=1_000) as reader,
+        pytest.raises(SourceConnectionError) as raised,
+    ):
+        for n, _batch in enumerate(reader.read(sql)):
+            if n == 2:
+                running = big_table.execute(
+                    "SELECT ID FROM information_schema.PROCESSLIST "
+                    "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
+                    (f"SELECT %FROM `{big_table.name}`.`big` ORDER BY%",),
+                )
+                assert running, "the read's query is not running"
+                for (thread,) in running:
+                    big_table.execute(f"KILL {thread}")
+    assert not isinstance(raised.value, NativeDecodeError)
+    assert f"127.0.0.1:{big_table.port}" in str(raised.value)

@@ -173,6 +173,8 @@ class RedshiftDouble:
         self.schema = schema
         self.statements: list[str] = []
         self.last_copy_count = 0
+        # COPYs still to abort as a concurrent writer would (Redshift error 1023).
+        self.conflicts_left = 0
         self._setup()
 
     def _setup(self) -> None:
@@ -380,6 +382,13 @@ class RedshiftDouble:
         """
         cmd = parse_copy(sql)
         self.last_copy_count = 0
+        if self.conflicts_left:
+            # https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html
+            self.conflicts_left -= 1
+            raise RedshiftError(
+                "1023\nDETAIL:  Serializable isolation violation on table - 100123, "
+                "transactions forming the cycle are: 2001, 2002 (pid:4242)"
+            )
         columns = self._target_columns(raw, cmd.table_sql)
         parsed = []
         for url, data in read_manifest(self._s3, cmd.source_url):

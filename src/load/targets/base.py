@@ -13,6 +13,7 @@ from typing import Any
 
 from src.core.stage import Stage
 from src.core.table_schema import ColumnSpec, TableSchema
+from src.errors import LoadConflictError, LoadError
 from src.utils.naming import quote_pg, quote_pg_table
 
 LEDGER_TABLE = "s3_backup_load_ledger"
@@ -61,6 +62,12 @@ class TargetColumn:
         return self.data_type.upper()
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's text (drivers add DETAIL/HINT/CONTEXT lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 # Families of types a value can move between by an explicit cast without loss of meaning.
 _FAMILIES = {
     "smallint": "number",
@@ -105,6 +112,22 @@ class TargetDialect(ABC):
     def is_duplicate_key(self, exc: BaseException) -> bool:
         """Whether ``exc`` is the database refusing a duplicate primary key."""
         return False
+
+    def is_conflict(self, exc: BaseException) -> bool:
+        """Whether the database aborted the transaction for a concurrent writer.
+
+        SQLSTATE 40001 (serialization_failure) and 40P01 (deadlock_detected):
+        https://www.postgresql.org/docs/current/errcodes-appendix.html
+        """
+        return getattr(exc, "pgcode", None) in ("40001", "40P01")
+
+    def classify(self, exc: BaseException, doing: str) -> LoadError:
+        """The driver's error as ours: a conflict (transient: retried), else a load error."""
+        if self.is_conflict(exc):
+            return LoadConflictError(
+                f"{doing} was aborted by a concurrent writer: {first_line(exc)}"
+            )
+        return LoadError(f"{doing} failed: {first_line(exc)}")
 
     @abstractmethod
     def column_type(self, col: ColumnSpec) -> str:

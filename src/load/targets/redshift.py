@@ -27,7 +27,7 @@ import pyarrow as pa
 from src.config.settings import StageConfig, TargetConnection
 from src.core.stage import Stage
 from src.core.table_schema import ColumnSpec, TableSchema
-from src.errors import ConfigError, LoadError
+from src.errors import ConfigError
 from src.load.targets.base import COMMON_TYPES, StagedFileRef, TargetDialect
 from src.load.targets.redshift_keys import table_keys
 from src.utils.faults import fault_point
@@ -66,6 +66,13 @@ class RedshiftDialect(TargetDialect):
             length = col.redshift_length or REDSHIFT_MAX_VARBYTE
             return f"VARBYTE({min(max(length, 1), REDSHIFT_MAX_VARBYTE)})"
         return COMMON_TYPES[str(t)]
+
+    def is_conflict(self, exc: BaseException) -> bool:
+        """Redshift's serializable isolation violation, error 1023 (SQLSTATE XX000).
+
+        https://docs.aws.amazon.com/redshift/latest/dg/c_serial_isolation.html
+        """
+        return super().is_conflict(exc) or str(exc).lstrip().startswith(("1023", "ERROR:  1023"))
 
     def change_column_sql(
         self, target_schema: str, table: str, column: str, new_type: str, nullable: bool
@@ -137,9 +144,8 @@ class RedshiftDialect(TargetDialect):
         try:
             cursor.execute(self.copy_sql(table, manifest_uri))
         except Exception as exc:
-            raise LoadError(
-                f"Redshift COPY of {len(files)} files via {manifest_uri} failed: "
-                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc}"
+            raise self.classify(
+                exc, f"Redshift COPY of {len(files)} files via {manifest_uri}"
             ) from None
         cursor.execute("SELECT pg_last_copy_count()")
         (count,) = cursor.fetchone()
