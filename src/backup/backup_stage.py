@@ -32,7 +32,8 @@ from src.config.settings import (
     resolve_write_mode,
 )
 from src.core.connections import ConnectionManager
-from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
+from src.core.simple_watermark_manager import Watermark, utc_now_iso
+from src.core.table_run import TableRun
 from src.core.table_schema import TableSchema, TypePolicy
 from src.errors import DataError
 from src.utils.logging_setup import get_logger
@@ -41,7 +42,6 @@ from src.utils.naming import (
     data_file_name,
     partition_path,
     split_table_name,
-    table_data_prefix,
 )
 
 log = get_logger("backup")
@@ -135,22 +135,20 @@ class TableBackup:
 
     def __init__(
         self,
-        app: AppConfig,
-        pipeline: PipelineConfig,
-        table_name: str,
-        watermarks: SimpleWatermarkManager,
+        run: TableRun,
         options: BackupOptions,
         on_progress: Callable[[BackupResult], None] | None = None,
     ) -> None:
-        self.app = app
-        self.pipeline = pipeline
-        self.table_name = table_name
-        self.table = pipeline.tables[table_name]
-        self.schema_name, self.source_table = split_table_name(table_name)
-        self.watermarks = watermarks
+        self.run_context = run
+        self.app = run.app
+        self.pipeline = run.pipeline
+        self.table_name = run.table
+        self.table = run.config
+        self.schema_name, self.source_table = run.source_schema, run.source_table
+        self.watermarks = run.watermarks
         self.options = options
         self.on_progress = on_progress
-        self.connections = ConnectionManager(app)
+        self.connections = ConnectionManager(run.app)
         self.started = dt.datetime.now(dt.UTC)
 
     def run(self) -> BackupResult:
@@ -405,16 +403,8 @@ class TableBackup:
         wm.metadata.initial_pass = None
 
     def _key(self, chunk: int, file: int) -> str:
-        s3 = self.pipeline.s3
-        _, stage_cfg = self.app.stage_for(self.pipeline)
-        prefix = table_data_prefix(
-            stage_cfg.incremental_path,
-            s3.isolation_prefix,
-            self.pipeline.source,
-            self.schema_name,
-            self.source_table,
-        )
-        if s3.partition_strategy == "datetime":
+        prefix = self.run_context.data_prefix
+        if self.pipeline.s3.partition_strategy == "datetime":
             prefix += partition_path(self.started.date())
         name = data_file_name(
             self.pipeline.source,

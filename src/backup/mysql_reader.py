@@ -269,8 +269,8 @@ class ConnectorxReader(MySQLReader):
             if _DATE_PANIC.search(text):
                 # The batches before it were whole and correct; nothing after it is read.
                 return NativeDecodeError(
-                    f"table {self.schema.qualified_name}: connectorx cannot decode a date "
-                    f"natively ({text})"
+                    f"table {self.schema.qualified_name}: connectorx panicked on a date value "
+                    f"({text})"
                 )
             if _CONNECTION_PANIC.search(text):
                 return self.endpoint.connection_error(RuntimeError(text))

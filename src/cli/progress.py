@@ -1,4 +1,4 @@
-"""Live progress on a terminal: one line per running table, redrawn in place.
+"""Live progress on a terminal: one ``rich`` progress bar per running table.
 
 Off a terminal nothing is drawn: the backup stage logs one line per chunk and
 per file instead, which is what cron and Airflow logs want.
@@ -8,55 +8,62 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 
 class LiveProgress:
-    """Redraws ``table: rows, rows/s, ETA`` lines on stderr as chunks arrive."""
+    """A bar per table: rows, rows/s and ETA (against the information_schema estimate)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty()
-        self._lines: dict[str, str] = {}
-        self._drawn = 0
+        self.console = Console(file=stream or sys.stderr, highlight=False)
+        self.enabled = self.console.is_terminal
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
         self._lock = threading.Lock()
-        self._started: dict[str, float] = {}
 
     def update(self, result: Any) -> None:
         """Called by the backup stage after each chunk with its running BackupResult."""
         if not self.enabled:
             return
-        now = time.monotonic()
-        start = self._started.setdefault(result.table, now - max(result.seconds, 0.0))
-        elapsed = max(now - start, 1e-6)
-        rate = result.rows / elapsed
-        line = f"{result.table}: {result.rows:,} rows, {rate:,.0f} rows/s"
+        rate = result.rows / result.seconds if result.seconds > 0 else 0.0
+        eta = ""
         if result.estimated_rows and rate > 0:
             left = max(result.estimated_rows - result.rows, 0) / rate
-            line += f", ETA {int(left // 60)}:{int(left % 60):02d}"
+            eta = f"ETA {int(left // 60)}:{int(left % 60):02d}"
         with self._lock:
-            self._lines[result.table] = line
-            self._draw()
+            if self._progress is None:
+                self._progress = Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    TextColumn("{task.completed:,.0f} rows, {task.fields[rate]:,.0f} rows/s"),
+                    TextColumn("{task.fields[eta]}"),
+                    console=self.console,
+                    transient=True,  # the per-table summary line replaces the bar
+                )
+                self._progress.start()
+            task = self._tasks.get(result.table)
+            if task is None:
+                total = max(result.estimated_rows, result.rows) or None
+                task = self._progress.add_task(result.table, total=total, rate=rate, eta=eta)
+                self._tasks[result.table] = task
+            self._progress.update(task, completed=result.rows, rate=rate, eta=eta)
+            self._progress.refresh()
 
     def done(self, table: str) -> None:
-        """Forget a finished table's line (its summary line is printed by the caller)."""
-        if not self.enabled:
-            return
+        """Remove a finished table's bar (its summary line is printed by the caller)."""
         with self._lock:
-            self._lines.pop(table, None)
-            self._draw()
+            task = self._tasks.pop(table, None)
+            if self._progress is None or task is None:
+                return
+            self._progress.remove_task(task)
+            if not self._tasks:
+                self.close()
 
-    def _draw(self) -> None:
-        out = self.stream
-        if self._drawn:
-            out.write(f"\x1b[{self._drawn}F")  # back to the first drawn line
-        for line in self._lines.values():
-            out.write("\x1b[2K" + line + "\n")
-        for _ in range(self._drawn - len(self._lines)):
-            out.write("\x1b[2K\n")
-        extra = self._drawn - len(self._lines)
-        if extra > 0:
-            out.write(f"\x1b[{extra}F")
-        self._drawn = len(self._lines)
-        out.flush()
+    def close(self) -> None:
+        """Stop drawing (idempotent)."""
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

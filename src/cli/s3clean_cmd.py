@@ -89,7 +89,7 @@ def s3clean_list(
     for category, title in _TITLES.items():
         entries = scan.of(category)
         lines.append(f"{title}: {_amount(entries)}")
-        lines += [_file_line(e, show_timestamps) for e in entries]
+        lines += _file_lines(entries, show_timestamps)
     lines.append(f"Total: {_amount(scan.entries)}")
     click.echo("\n".join(lines))
     _warnings(scan)
@@ -141,7 +141,7 @@ def s3clean_clean(
     )
     if dry_run:
         lines = _plan_lines(result, verb="Dry run: would delete")
-        lines += [_file_line(e, True, category=True) for e in result.to_delete]
+        lines += _file_lines(result.to_delete, True, category=True)
         click.echo("\n".join(lines))
     elif not result.to_delete:
         click.echo("\n".join(_plan_lines(result, verb="Deleted")))
@@ -203,12 +203,22 @@ def _amount(entries: list[StagedEntry]) -> str:
     return f"{_files(len(entries))}, {_size(sum(e.size for e in entries))}"
 
 
-def _file_line(entry: StagedEntry, show_timestamps: bool, category: bool = False) -> str:
-    line = f"    {entry.name}  {entry.size:,} B"
-    if show_timestamps:
-        modified = entry.last_modified.astimezone(dt.UTC)
-        line += f"  {modified.strftime('%Y-%m-%d %H:%M:%S')} UTC"
-    return line + (f"  [{entry.category}]" if category else "")
+def _file_lines(
+    entries: list[StagedEntry], show_timestamps: bool, category: bool = False
+) -> list[str]:
+    """The files as an indented table: name, size, [modified], [category]."""
+    from src.cli.tables import render_table
+
+    rows = []
+    for entry in entries:
+        row = [entry.name, f"{entry.size:,} B"]
+        if show_timestamps:
+            modified = entry.last_modified.astimezone(dt.UTC)
+            row.append(f"{modified.strftime('%Y-%m-%d %H:%M:%S')} UTC")
+        if category:
+            row.append(f"[{entry.category}]")
+        rows.append(row)
+    return ["    " + line for line in render_table(rows, right={1})]
 
 
 def _size(n: int) -> str:

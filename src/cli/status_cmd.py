@@ -24,8 +24,9 @@ def status(ctx: AppContext, pipeline: str | None, as_json: bool) -> int:
             }
         )
     else:
-        width = max([len(r.name) for r in results] + [4])
-        for r in results:
-            mark = "OK   " if r.ok else "ERROR"
-            click.echo(f"{mark}  {r.component:<7} {r.name:<{width}}  {r.detail}")
+        from src.cli.tables import render_table
+
+        rows = [("OK" if r.ok else "ERROR", r.component, r.name, r.detail) for r in results]
+        for line in render_table(rows):
+            click.echo(line)
     return 0 if results and all(r.ok for r in results) else 2

@@ -119,7 +119,12 @@ def _run(
         info(f"✓ {outcome.table}: {'; '.join(parts)}; {outcome.seconds:.1f}s")
 
     app = ctx.config()
-    run = run_sync(app, pipeline, tables, options, on_table_done=done, on_progress=progress.update)
+    try:
+        run = run_sync(
+            app, pipeline, tables, options, on_table_done=done, on_progress=progress.update
+        )
+    finally:
+        progress.close()
     report = build_report(run)
     if json_output == "-":
         emit_json(report)

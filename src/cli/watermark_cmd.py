@@ -270,6 +270,8 @@ def watermark_list(ctx: AppContext, pipeline: str | None, as_json: bool) -> int:
 
 def render_list(rows: list[TableSummary]) -> list[str]:
     """A fixed-width table, one line per (pipeline, table)."""
+    from src.cli.tables import render_table
+
     header = (
         "PIPELINE",
         "TABLE",
@@ -280,7 +282,7 @@ def render_list(rows: list[TableSummary]) -> list[str]:
         "AWAITING",
         "UPDATED (UTC)",
     )
-    table = [header] + [
+    cells = [
         (
             r.pipeline,
             r.table,
@@ -293,14 +295,6 @@ def render_list(rows: list[TableSummary]) -> list[str]:
         )
         for r in rows
     ]
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    numeric = {3, 5, 6}
-    lines = [
-        "  ".join(
-            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
-            for i, cell in enumerate(line)
-        ).rstrip()
-        for line in table
-    ]
+    lines = render_table(cells, header=header, right={3, 5, 6})
     lines += [f"  {r.table}: {r.error}" for r in rows if r.backup_status == "unreadable"]
     return lines

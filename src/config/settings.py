@@ -266,6 +266,8 @@ class AppConfig(_Frozen):
     pipelines: dict[str, PipelineConfig] = Field(default_factory=dict)
     # BACKUP_BATCH_SIZE, read from the environment once at load time (SPEC §3.3).
     env_rows_per_file: Annotated[int | None, Field(gt=0)] = None
+    # redshift_keys.json of the project root, parsed (entries are checked per table).
+    redshift_keys: dict[str, Any] = Field(default_factory=dict)
     config_dir: str = "config"
     project_root: str = "."
 

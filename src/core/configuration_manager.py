@@ -10,23 +10,17 @@ closed. Every problem in every file is collected and reported at once as
 
 from __future__ import annotations
 
-import copy
-import difflib
 import os
 import re
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from dotenv import dotenv_values
-from pydantic import BaseModel, ValidationError
 
 from src.config.settings import (
-    LEGACY_KEYS,
     AppConfig,
     BackupDefaults,
     PipelineConfig,
@@ -36,6 +30,15 @@ from src.config.settings import (
     TargetConnection,
 )
 from src.core.config_checks import check_table_entries
+from src.core.config_validation import (
+    Problems,
+    deep_merge,
+    join_path,
+    validate,
+    validate_each,
+    warn_unknown_keys,
+)
+from src.core.redshift_keys import KEYS_FILE, entry_problems, load_keys_file
 from src.errors import ConfigError
 
 ALLOWED_PREFIXES = (
@@ -63,21 +66,6 @@ class LoadedConfig:
     warnings: tuple[str, ...] = ()
 
 
-@dataclass
-class _Problems:
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def error(self, file: str, path: str, problem: str) -> None:
-        self.errors.append(f"{file}: {path}: {problem}" if path else f"{file}: {problem}")
-
-
-def _join(path: str, key: object) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else str(key)
-
-
 class ConfigurationManager:
     """Reads a config directory into a frozen :class:`AppConfig` (see module doc)."""
 
@@ -101,7 +89,7 @@ class ConfigurationManager:
     # ------------------------------------------------------------------ public
     def load(self) -> LoadedConfig:
         """Read every file, report all problems together, return the frozen config."""
-        problems = _Problems()
+        problems = Problems()
         if not self.config_dir.is_dir():
             raise ConfigError(f"config directory {self.config_dir} not found (use --config-dir)")
         conn_raw = self._read_yaml("connections.yml", problems, required=True)
@@ -124,6 +112,7 @@ class ConfigurationManager:
         for found in check_table_entries(files, targets, stages):
             problems.error(found.file, found.path, found.message)
         env_rows = self._env_rows_per_file(problems)
+        keys = self._redshift_keys(problems)
         if problems.errors:
             count = len(problems.errors)
             raise ConfigError(
@@ -139,11 +128,12 @@ class ConfigurationManager:
             env_rows_per_file=env_rows,
             config_dir=str(self.config_dir),
             project_root=str(self.config_dir.resolve().parent),
+            redshift_keys=keys,
         )
         return LoadedConfig(app=app, warnings=tuple(problems.warnings))
 
     # ---------------------------------------------------------------- reading
-    def _read_yaml(self, rel: str, problems: _Problems, required: bool = False) -> Any:
+    def _read_yaml(self, rel: str, problems: Problems, required: bool = False) -> Any:
         path = self.config_dir / rel
         if not path.is_file():
             if required:
@@ -166,15 +156,15 @@ class ConfigurationManager:
             return None
         return self._substitute(data, rel, "", problems)
 
-    def _substitute(self, value: Any, file: str, path: str, problems: _Problems) -> Any:
+    def _substitute(self, value: Any, file: str, path: str, problems: Problems) -> Any:
         """Replace ``${VAR}`` references in every string value, recursively."""
         if isinstance(value, dict):
             return {
-                k: self._substitute(v, file, _join(path, k), problems) for k, v in value.items()
+                k: self._substitute(v, file, join_path(path, k), problems) for k, v in value.items()
             }
         if isinstance(value, list):
             return [
-                self._substitute(v, file, _join(path, i), problems) for i, v in enumerate(value)
+                self._substitute(v, file, join_path(path, i), problems) for i, v in enumerate(value)
             ]
         if not isinstance(value, str) or "${" not in value:
             return value
@@ -208,7 +198,7 @@ class ConfigurationManager:
 
         return _VAR_RE.sub(replace, value)
 
-    def _overlay(self, problems: _Problems) -> dict[str, Any] | None:
+    def _overlay(self, problems: Problems) -> dict[str, Any] | None:
         env_name = self.env.get("BACKUP_ENVIRONMENT")
         if not env_name:
             return None
@@ -221,7 +211,7 @@ class ConfigurationManager:
 
     # ------------------------------------------------------------- validating
     def _connections(
-        self, raw: Any, problems: _Problems
+        self, raw: Any, problems: Problems
     ) -> tuple[
         dict[str, SourceConnection],
         dict[str, TargetConnection],
@@ -230,28 +220,28 @@ class ConfigurationManager:
     ]:
         file = "connections.yml"
         raw = raw if isinstance(raw, dict) else {}
-        _warn_unknown_keys(raw, {"connections", "s3_configs", "backup"}, file, "", problems)
+        warn_unknown_keys(raw, {"connections", "s3_configs", "backup"}, file, "", problems)
         conns = raw.get("connections") or {}
-        _warn_unknown_keys(conns, {"sources", "targets"}, file, "connections", problems)
-        sources = _validate_each(
+        warn_unknown_keys(conns, {"sources", "targets"}, file, "connections", problems)
+        sources = validate_each(
             SourceConnection, conns.get("sources"), file, "connections.sources", problems
         )
-        targets = _validate_each(
+        targets = validate_each(
             TargetConnection, conns.get("targets"), file, "connections.targets", problems
         )
-        stages = _validate_each(StageConfig, raw.get("s3_configs"), file, "s3_configs", problems)
-        backup = _validate(BackupDefaults, raw.get("backup") or {}, file, "backup", problems)
+        stages = validate_each(StageConfig, raw.get("s3_configs"), file, "s3_configs", problems)
+        backup = validate(BackupDefaults, raw.get("backup") or {}, file, "backup", problems)
         return sources, targets, stages, backup or BackupDefaults()
 
     def _pipeline(
-        self, stem: str, file: str, raw: dict[str, Any], problems: _Problems
+        self, stem: str, file: str, raw: dict[str, Any], problems: Problems
     ) -> PipelineConfig | None:
-        _warn_unknown_keys(raw, {"pipeline", "tables"}, file, "", problems)
+        warn_unknown_keys(raw, {"pipeline", "tables"}, file, "", problems)
         section = dict(raw.get("pipeline") or {})
         defaults = section.pop("default_table_config", None) or {}
         section["display_name"] = section.pop("name", None)
         section["name"] = stem
-        header = _validate(PipelineConfig, section, file, "pipeline", problems)
+        header = validate(PipelineConfig, section, file, "pipeline", problems)
         tables_raw = raw.get("tables") or {}
         if not isinstance(tables_raw, dict):
             problems.error(file, "tables", "expected a mapping of schema.table entries")
@@ -259,7 +249,7 @@ class ConfigurationManager:
         tables: dict[str, TableConfig] = {}
         for name, entry in tables_raw.items():
             merged = deep_merge(defaults, entry or {})
-            table = _validate(TableConfig, merged, file, f"tables.{name}", problems)
+            table = validate(TableConfig, merged, file, f"tables.{name}", problems)
             if "." not in str(name):
                 problems.error(file, f"tables.{name}", "table names are schema.table")
             elif table is not None:
@@ -275,7 +265,7 @@ class ConfigurationManager:
         sources: Mapping[str, Any],
         targets: Mapping[str, TargetConnection],
         stages: Mapping[str, StageConfig],
-        problems: _Problems,
+        problems: Problems,
     ) -> None:
         def known(kind: str, value: str, names: Mapping[str, Any], key: str) -> bool:
             if value in names:
@@ -304,7 +294,20 @@ class ConfigurationManager:
                     f"but '{stage_name}' is a local_path stage",
                 )
 
-    def _env_rows_per_file(self, problems: _Problems) -> int | None:
+    def _redshift_keys(self, problems: Problems) -> dict[str, Any]:
+        """``redshift_keys.json`` beside the config directory: not JSON is an error."""
+        try:
+            keys = load_keys_file(self.config_dir.resolve().parent / KEYS_FILE)
+        except ConfigError as exc:
+            problems.error(KEYS_FILE, "", str(exc).removeprefix(f"{KEYS_FILE}: "))
+            return {}
+        for table, problem in entry_problems(keys):
+            problems.warnings.append(
+                f"{KEYS_FILE}: {table}: {problem}; using DISTSTYLE AUTO SORTKEY AUTO"
+            )
+        return keys
+
+    def _env_rows_per_file(self, problems: Problems) -> int | None:
         raw = self.env.get("BACKUP_BATCH_SIZE")
         if raw is None or raw == "":
             return None
@@ -312,106 +315,3 @@ class ConfigurationManager:
             problems.error("environment", "BACKUP_BATCH_SIZE", "must be a positive integer")
             return None
         return int(raw)
-
-
-# ---------------------------------------------------------------------- helpers
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``over`` into a copy of ``base``; nested mappings merge, others replace."""
-    result: dict[str, Any] = copy.deepcopy(dict(base))
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
-            result[key] = deep_merge(result[key], value)
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
-
-
-def _warn_unknown_keys(
-    raw: Any, allowed: set[str], file: str, path: str, problems: _Problems
-) -> None:
-    if not isinstance(raw, dict):
-        return
-    for key in list(raw):
-        if key in allowed:
-            continue
-        raw.pop(key)
-        if key in LEGACY_KEYS:
-            continue
-        hint = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-        problems.warnings.append(f"{file}: {_join(path, key)}: unknown key ignored{suggestion}")
-
-
-def _model_keys(model: type[BaseModel]) -> set[str]:
-    return {info.alias or name for name, info in model.model_fields.items()}
-
-
-def _submodel(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
-    """The model a field holds, and whether it is a dict of such models."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _submodel(arg)
-            if found[0] is not None:
-                return found
-        return None, False
-    if origin is dict:
-        inner, _ = _submodel(typing.get_args(annotation)[1])
-        return inner, inner is not None
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation, False
-    return None, False
-
-
-def _prune(raw: Any, model: type[BaseModel], file: str, path: str, problems: _Problems) -> Any:
-    """Drop (and warn about) keys the model does not know, recursively."""
-    if not isinstance(raw, dict):
-        return raw
-    raw = dict(raw)
-    _warn_unknown_keys(raw, _model_keys(model), file, path, problems)
-    by_key = {info.alias or name: info for name, info in model.model_fields.items()}
-    for key, value in raw.items():
-        sub, is_dict = _submodel(by_key[key].annotation)
-        if sub is None:
-            continue
-        if is_dict and isinstance(value, dict):
-            raw[key] = {
-                k: _prune(v, sub, file, _join(_join(path, key), k), problems)
-                for k, v in value.items()
-            }
-        elif not is_dict:
-            raw[key] = _prune(value, sub, file, _join(path, key), problems)
-    return raw
-
-
-_M = typing.TypeVar("_M", bound=BaseModel)
-
-
-def _validate(model: type[_M], raw: Any, file: str, path: str, problems: _Problems) -> _M | None:
-    cleaned = _prune(raw, model, file, path, problems)
-    try:
-        return model.model_validate(cleaned)
-    except ValidationError as exc:
-        for err in exc.errors():
-            where = path
-            for part in err["loc"]:
-                where = _join(where, part)
-            message = err["msg"].removeprefix("Value error, ")
-            problems.error(file, where, message)
-        return None
-
-
-def _validate_each(
-    model: type[_M], raw: Any, file: str, path: str, problems: _Problems
-) -> dict[str, _M]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        problems.error(file, path, "expected a mapping of names to settings")
-        return {}
-    result: dict[str, _M] = {}
-    for name, entry in raw.items():
-        item = _validate(model, entry or {}, file, _join(path, name), problems)
-        if item is not None:
-            result[str(name)] = item
-    return result

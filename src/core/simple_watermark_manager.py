@@ -115,6 +115,7 @@ class SimpleWatermarkManager:
         # Called before every write: the table lock's confirm(), which raises once
         # the lock is lost, so a run that lost it never writes the document again.
         self.guard = guard
+        self._document: Watermark | None = None
         self._identity = {"table_name": table_name, "target": target, "cdc_strategy": cdc_strategy}
 
     def check_guard(self) -> None:
@@ -131,7 +132,23 @@ class SimpleWatermarkManager:
         return self.stage.size(self.key) is not None
 
     def read(self) -> Watermark:
-        """The stored document, a fresh one when none exists, never a guess."""
+        """The document, read from the stage once and then kept in memory.
+
+        A fresh one when none is stored, never a guess. Both stages of a table
+        run share this store, so the document is parsed once per run however
+        long its file lists are; every write goes through :meth:`write`, which
+        keeps the copy in memory current. :meth:`refresh` reads it again.
+        """
+        if self._document is None:
+            self._document = self._load()
+        return self._document
+
+    def refresh(self) -> Watermark:
+        """Read the stored document again (another process may have changed it)."""
+        self._document = None
+        return self.read()
+
+    def _load(self) -> Watermark:
         data = self.stage.get_bytes(self.key)
         if data is None:
             return Watermark(**self._identity)
@@ -154,5 +171,10 @@ class SimpleWatermarkManager:
         """Replace the stored document atomically (after the guard confirms the lock)."""
         self.check_guard()
         watermark.refresh_counts()
-        body = json.dumps(watermark.model_dump(mode="json"), indent=2, ensure_ascii=False)
+        # Compact: an indent makes json use its pure-Python encoder, ~10x slower on a
+        # document with 100,000 file names (`watermark get --json` prints it indented).
+        body = json.dumps(
+            watermark.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")
+        )
         self.stage.put_bytes(self.key, body.encode("utf-8"))
+        self._document = watermark

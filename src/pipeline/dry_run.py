@@ -12,8 +12,9 @@ from src.backup.backup_stage import TableBackup
 from src.backup.mysql_reader import make_reader
 from src.config.settings import AppConfig
 from src.core.connection_registry import get_pipeline, get_table
+from src.core.table_run import open_table_run
 from src.load.load_stage import TableLoad
-from src.pipeline.sync_runner import SyncOptions, make_dialect, table_handles
+from src.pipeline.sync_runner import SyncOptions, make_dialect
 from src.utils.naming import new_execution_id
 
 
@@ -28,18 +29,12 @@ def dry_run(
     execution_id = new_execution_id()
     plans = []
     for table in chosen:
-        watermarks, _lock = table_handles(app, pipeline, table, execution_id)
+        run = open_table_run(app, pipeline, table, execution_id)  # no lock: reads only
         entry: dict[str, Any] = {"table": table}
         schema = None
         if not options.redshift_only:
-            backup = TableBackup(
-                app,
-                pipeline,
-                table,
-                watermarks,
-                options.backup_options(execution_id),
-            )
-            wm = watermarks.read()
+            backup = TableBackup(run, options.backup_options(execution_id))
+            wm = run.watermarks.read()
             with backup.connections.source_endpoint(pipeline.source) as endpoint:
                 with backup.connections.mysql(pipeline.source, endpoint) as conn:
                     plan = backup.plan(conn, wm)
@@ -69,9 +64,7 @@ def dry_run(
                 null_cursor_rows=plan.window.null_cursor_rows,
             )
         if not options.backup_only:
-            load = TableLoad(
-                app, pipeline, table, watermarks, make_dialect(app, pipeline), execution_id
-            )
+            load = TableLoad(run, make_dialect(app, pipeline))
             files, ddl = load.plan()
             if not ddl and schema is not None:
                 with load.connect() as conn, conn.cursor() as cur:

@@ -30,10 +30,10 @@ from typing import Any
 from src.config.settings import AppConfig
 from src.core.stage import MAX_KEYS_PER_REQUEST, Stage, StagedObject
 from src.core.table_lock import LockInfo
+from src.core.table_run import TableRun
 from src.errors import ConfigError
-from src.pipeline.watermark_ops import TableHandle, open_table
+from src.pipeline.watermark_ops import open_table
 from src.utils.logging_setup import get_logger
-from src.utils.naming import split_table_name, table_data_prefix
 
 log = get_logger("s3clean")
 
@@ -144,17 +144,6 @@ class StageScan:
         }
 
 
-def _prefix(app: AppConfig, handle: TableHandle) -> str:
-    schema, name = split_table_name(handle.table)
-    return table_data_prefix(
-        app.stage_for(handle.pipeline)[1].incremental_path,
-        handle.pipeline.s3.isolation_prefix,
-        handle.pipeline.source,
-        schema,
-        name,
-    )
-
-
 def _lock_holder(stage: Stage, key: str) -> str | None:
     data = stage.get_bytes(key)
     if data is None:
@@ -165,9 +154,9 @@ def _lock_holder(stage: Stage, key: str) -> str | None:
         return "an unreadable lock"
 
 
-def _scan(app: AppConfig, handle: TableHandle, filters: FileFilter) -> StageScan:
+def _scan(app: AppConfig, handle: TableRun, filters: FileFilter) -> StageScan:
     stage = handle.watermarks.stage
-    prefix = _prefix(app, handle)
+    prefix = handle.data_prefix
     wm = handle.watermarks.read()
     category = dict.fromkeys(wm.processed_s3_files, LOADED)
     category.update(dict.fromkeys(wm.backup_s3_files, AWAITING))  # never delete by mistake

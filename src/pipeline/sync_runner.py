@@ -12,23 +12,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from src.backup.backup_stage import BackupOptions, BackupResult, TableBackup
 from src.config.settings import AppConfig, PipelineConfig
 from src.core.connection_registry import get_pipeline, get_table
-from src.core.connections import ConnectionManager
-from src.core.simple_watermark_manager import SimpleWatermarkManager
-from src.core.table_lock import TableLock
+from src.core.table_run import TableRun, open_table_run
 from src.errors import BackupError, ConfigError, DataError, PartialFailure
 from src.load.load_stage import Connect, LoadResult, TableLoad
 from src.load.targets.base import TargetDialect
 from src.load.targets.postgres import PostgresDialect
 from src.load.targets.redshift import RedshiftDialect
-from src.load.targets.redshift_keys import load_keys_file
 from src.utils.logging_setup import get_logger
-from src.utils.naming import lock_key, new_execution_id, split_table_name, watermark_key
+from src.utils.naming import new_execution_id
 
 log = get_logger("sync")
 
@@ -90,31 +86,6 @@ class SyncRun:
         return codes.pop() if len(codes) == 1 else PartialFailure.exit_code
 
 
-def table_handles(
-    app: AppConfig, pipeline: PipelineConfig, table: str, execution_id: str
-) -> tuple[SimpleWatermarkManager, TableLock]:
-    """The watermark store and the lock of one (table, target)."""
-    schema, name = split_table_name(table)
-    stage_name, _ = app.stage_for(pipeline)
-    stage = ConnectionManager(app).stage(stage_name)
-    cfg = pipeline.tables[table]
-    lock = TableLock(
-        stage,
-        lock_key(pipeline.source, schema, name, pipeline.target),
-        owner=execution_id,
-        table=table,
-    )
-    watermarks = SimpleWatermarkManager(
-        stage,
-        watermark_key(pipeline.source, schema, name, pipeline.target),
-        table_name=f"{pipeline.source}:{table}",
-        target=pipeline.target,
-        cdc_strategy=cfg.cdc_strategy,
-        guard=lock.confirm,
-    )
-    return watermarks, lock
-
-
 def run_sync(
     app: AppConfig,
     pipeline_name: str,
@@ -164,12 +135,11 @@ def run_sync(
 
 
 def make_dialect(app: AppConfig, pipeline: PipelineConfig) -> TargetDialect:
-    """The target's dialect (Redshift reads redshift_keys.json from the project root)."""
+    """The target's dialect (Redshift with the redshift_keys.json entries)."""
     target = app.targets[pipeline.target]
     if target.type == "postgres":
         return PostgresDialect()
-    keys = load_keys_file(Path(app.project_root) / "redshift_keys.json")
-    return RedshiftDialect(target, app.stage_for(pipeline)[1], keys)
+    return RedshiftDialect(target, app.stage_for(pipeline)[1], app.redshift_keys)
 
 
 def _run_table(
@@ -184,28 +154,23 @@ def _run_table(
     outcome = TableOutcome(table)
     begin = time.perf_counter()
     try:
-        watermarks, lock = table_handles(app, pipeline, table, execution_id)
-        with lock:
-            outcome.watermark_before = _position(watermarks)
-            if not options.redshift_only and not watermarks.exists():
-                _refuse_lost_watermark(app, pipeline, table, watermarks, execution_id, connect)
+        run = open_table_run(app, pipeline, table, execution_id)
+        with run.lock:
+            outcome.watermark_before = _position(run)
+            stored = run.watermarks.exists()
+            load = None
+            if not options.backup_only or not stored:
+                load = TableLoad(run, make_dialect(app, pipeline), connect)
             if not options.redshift_only:
+                if not stored and load is not None:
+                    _refuse_lost_watermark(run, load)
                 backup = TableBackup(
-                    app,
-                    pipeline,
-                    table,
-                    watermarks,
-                    options.backup_options(execution_id),
-                    on_progress=on_progress,
+                    run, options.backup_options(execution_id), on_progress=on_progress
                 )
                 outcome.backup = backup.run()
-            if not options.backup_only:
-                dialect = make_dialect(app, pipeline)
-                load = TableLoad(
-                    app, pipeline, table, watermarks, dialect, execution_id, connect=connect
-                )
+            if not options.backup_only and load is not None:
                 outcome.load = load.run()
-            outcome.watermark_after = _position(watermarks)
+            outcome.watermark_after = _position(run)
     except BackupError as exc:
         outcome.status, outcome.exit_code = "failed", exc.exit_code
         outcome.error_type, outcome.error_message = type(exc).__name__, str(exc)
@@ -219,14 +184,7 @@ def _run_table(
     return outcome
 
 
-def _refuse_lost_watermark(
-    app: AppConfig,
-    pipeline: PipelineConfig,
-    table: str,
-    watermarks: SimpleWatermarkManager,
-    execution_id: str,
-    connect: Connect | None,
-) -> None:
+def _refuse_lost_watermark(run: TableRun, load: TableLoad) -> None:
     """DataError when the table has no watermark but the target's ledger lists loaded files.
 
     The watermark was lost (the stage emptied or changed, the key moved): a
@@ -234,12 +192,9 @@ def _refuse_lost_watermark(
     would hold every row twice. ``full_sync`` replace/append re-read the whole
     table every run anyway.
     """
-    cfg = pipeline.tables[table]
+    cfg, table, pipeline, watermarks = run.config, run.table, run.pipeline, run.watermarks
     if cfg.cdc_strategy == "full_sync" and cfg.full_sync_mode != "paginate":
         return
-    load = TableLoad(
-        app, pipeline, table, watermarks, make_dialect(app, pipeline), execution_id, connect
-    )
     loaded = load.ledger_files()
     if not loaded:
         return
@@ -254,6 +209,6 @@ def _refuse_lost_watermark(
     )
 
 
-def _position(watermarks: SimpleWatermarkManager) -> dict[str, Any]:
-    state = watermarks.read().mysql_state
+def _position(run: TableRun) -> dict[str, Any]:
+    state = run.watermarks.read().mysql_state
     return {"last_timestamp": state.last_timestamp, "last_id": state.last_id}

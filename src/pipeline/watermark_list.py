@@ -7,8 +7,9 @@ from typing import Any
 
 from src.config.settings import AppConfig
 from src.core.connection_registry import get_pipeline
+from src.core.table_run import TableRun
 from src.errors import DataError
-from src.pipeline.watermark_ops import TableHandle, open_table
+from src.pipeline.watermark_ops import open_table
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class TableSummary:
         return asdict(self)
 
 
-def _summary(handle: TableHandle) -> TableSummary:
+def _summary(handle: TableRun) -> TableSummary:
     name, target = handle.pipeline.name, handle.pipeline.target
     try:
         stored = handle.watermarks.exists()

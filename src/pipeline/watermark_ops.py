@@ -13,42 +13,20 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from src.config.settings import AppConfig, PipelineConfig, TableConfig, appends_rows
+from src.config.settings import AppConfig, TableConfig, appends_rows
 from src.core.connection_registry import find_pipeline_for_table
-from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark, utc_now_iso
-from src.core.table_lock import TableLock
+from src.core.simple_watermark_manager import Watermark, utc_now_iso
+from src.core.table_run import TableRun, open_table_run
 from src.errors import ConfigError, DataError
-from src.pipeline.sync_runner import table_handles
 from src.utils.naming import new_execution_id
+
+if TYPE_CHECKING:
+    from src.load.load_stage import TableLoad
 
 _TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
 TIMESTAMP_FORMAT = "YYYY-MM-DD HH:MM:SS[.ffffff]"
-
-
-@dataclass(frozen=True)
-class TableHandle:
-    """One table of one pipeline, with its watermark store and lock."""
-
-    pipeline: PipelineConfig
-    table: str
-    config: TableConfig
-    watermarks: SimpleWatermarkManager
-    lock: TableLock
-
-    @property
-    def scoped_name(self) -> str:
-        """``SCOPE:schema.table``, the watermark's ``table_name``."""
-        return f"{self.pipeline.source}:{self.table}"
-
-    def fresh(self) -> Watermark:
-        """An empty document for this table (status pending everywhere)."""
-        return Watermark(
-            table_name=self.scoped_name,
-            target=self.pipeline.target,
-            cdc_strategy=self.config.cdc_strategy,
-        )
 
 
 def operation_id(purpose: str) -> str:
@@ -58,11 +36,10 @@ def operation_id(purpose: str) -> str:
 
 def open_table(
     app: AppConfig, table: str, pipeline: str | None, purpose: str = "watermark"
-) -> TableHandle:
-    """Resolve ``-t``/``-p`` (the pipeline auto-detected from the table) to a handle."""
+) -> TableRun:
+    """Resolve ``-t``/``-p`` (the pipeline auto-detected from the table) to an open table."""
     found = find_pipeline_for_table(app, table, pipeline)
-    watermarks, lock = table_handles(app, found, table, operation_id(purpose))
-    return TableHandle(found, table, found.tables[table], watermarks, lock)
+    return open_table_run(app, found, table, operation_id(purpose))
 
 
 # --------------------------------------------------------------------- get
@@ -116,7 +93,7 @@ def display_timestamp(value: str | None) -> str:
     return value.replace("T", " ", 1) if value else "none"
 
 
-def view_of(handle: TableHandle, wm: Watermark, stored: bool) -> WatermarkView:
+def view_of(handle: TableRun, wm: Watermark, stored: bool) -> WatermarkView:
     return WatermarkView(
         handle.pipeline.name,
         handle.table,
@@ -183,13 +160,11 @@ def _set_notes(
     return notes
 
 
-def _refuse_beyond_source(app: AppConfig, handle: TableHandle, wm: Watermark) -> None:
+def _refuse_beyond_source(app: AppConfig, handle: TableRun, wm: Watermark) -> None:
     """ConfigError when ``wm``'s position lies past the source's ``MAX(cursor)``."""
     from src.backup.backup_stage import BackupOptions, TableBackup
 
-    backup = TableBackup(
-        app, handle.pipeline, handle.table, handle.watermarks, BackupOptions(operation_id("set"))
-    )
+    backup = TableBackup(handle, BackupOptions(handle.execution_id))
     source = handle.pipeline.source
     with (
         backup.connections.source_endpoint(source) as endpoint,
@@ -256,7 +231,7 @@ class ResetResult:
     target_rows_deleted: int | None = None  # --reinitialize of an append table
 
 
-def reset_question(handle: TableHandle, preserve_files: bool, reinitialize: bool = False) -> str:
+def reset_question(handle: TableRun, preserve_files: bool, reinitialize: bool = False) -> str:
     """The confirmation question, with what the reset will do to this table."""
     text = (
         f"Reset the watermark of {handle.scoped_name} (target {handle.pipeline.target})? "
@@ -337,12 +312,9 @@ def reset_watermark(
     return result
 
 
-def table_load(app: AppConfig, handle: TableHandle) -> Any:
+def table_load(app: AppConfig, handle: TableRun) -> TableLoad:
     """The load stage of a handle's table (ledger reads, clearing the target)."""
-    from src.load.load_stage import TableLoad
+    from src.load.load_stage import TableLoad  # the target driver: only when asked
     from src.pipeline.sync_runner import make_dialect
 
-    dialect = make_dialect(app, handle.pipeline)
-    return TableLoad(
-        app, handle.pipeline, handle.table, handle.watermarks, dialect, operation_id("watermark")
-    )
+    return TableLoad(handle, make_dialect(app, handle.pipeline))

@@ -354,9 +354,14 @@ def data_file_name(
     """
     if chunk < 0 or file < 0:
         raise ValueError(f"chunk and file numbers must be >= 0, got {chunk} and {file}")
-    suffix = key_part(execution_id.rsplit("_", 1)[-1])
+    suffix = execution_suffix(execution_id)
     slug = table_slug(scope, schema, table)
     return f"{slug}_{_utc_stamp(started_at)}_{suffix}_{chunk:05d}_{file:03d}.parquet"
+
+
+def execution_suffix(execution_id: str) -> str:
+    """The part of a run's id that its data file names carry (its last ``_`` part)."""
+    return key_part(execution_id.rsplit("_", 1)[-1])
 
 
 def new_execution_id(now: dt.datetime | None = None) -> str:

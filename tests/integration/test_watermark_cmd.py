@@ -34,10 +34,10 @@ def cli_with_input(project: Project, stdin: str, *args: str) -> subprocess.Compl
 def hold_lock(project: Project, table: str, owner: str = "sync_test_holder") -> Any:
     """The table's TableLock, as a running sync would hold it (use as a context manager)."""
     from src.core.configuration_manager import ConfigurationManager
-    from src.pipeline.sync_runner import table_handles
+    from src.core.table_run import open_table_run
 
     app = ConfigurationManager(str(project.config_dir)).load().app
-    return table_handles(app, app.pipelines["p"], table, owner)[1]
+    return open_table_run(app, app.pipelines["p"], table, owner).lock
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:

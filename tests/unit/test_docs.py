@@ -43,3 +43,17 @@ def test_config_files_name_existing_docs() -> None:
     for path in [ROOT / ".env.template", *(ROOT / "config").rglob("*.yml")]:
         for name in re.findall(r"docs/[\w-]+\.md", path.read_text()):
             assert (ROOT / name).exists(), f"{path.name} names {name}"
+
+
+def test_run_report_schema_is_generated_from_the_model() -> None:
+    """docs/run_report.schema.json is what the RunReport model says (regenerate when not)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "scripts/gen_report_schema.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr

@@ -20,12 +20,12 @@ def test_live_lines_on_a_terminal_with_rate_and_eta() -> None:
     progress.update(BackupResult("shop.items", rows=10, seconds=1.0))
     progress.update(BackupResult("shop.orders", rows=100_000, seconds=2.0, estimated_rows=200_000))
     text = out.getvalue()
-    assert "shop.orders: 100,000 rows" in text
-    assert "rows/s, ETA 0:" in text
-    assert "shop.items: 10 rows" in text
-    assert "\x1b[2F" in text  # redraws both lines in place
+    assert "shop.orders" in text and "100,000 rows, 50,000 rows/s" in text
+    assert "ETA 0:02" in text  # 100,000 rows left at 50,000 rows/s
+    assert "shop.items" in text and "10 rows" in text
     progress.done("shop.orders")
     progress.done("shop.items")
+    assert progress._progress is None  # stopped with the last table
 
 
 def test_nothing_is_drawn_off_a_terminal() -> None:

@@ -25,11 +25,11 @@ from typing import Any
 import pyarrow as pa
 
 from src.config.settings import StageConfig, TargetConnection
+from src.core.redshift_keys import table_keys
 from src.core.stage import Stage
 from src.core.table_schema import ColumnSpec, TableSchema
 from src.errors import ConfigError
 from src.load.targets.base import COMMON_TYPES, StagedFileRef, TargetDialect
-from src.load.targets.redshift_keys import table_keys
 from src.utils.faults import fault_point
 from src.utils.logging_setup import get_logger
 from src.utils.naming import quote_literal, quote_pg, quote_pg_table

@@ -1,4 +1,6 @@
-"""``redshift_keys.json``: DISTKEY / DISTSTYLE / SORTKEY per source table (SPEC §3.4).
+"""``redshift_keys.json``: DISTKEY / DISTSTYLE / SORTKEY per source table.
+
+Read and checked with the configuration (:mod:`src.core.configuration_manager`).
 
 An entry that names an unknown column or is malformed falls back to
 ``DISTSTYLE AUTO SORTKEY AUTO`` with one warning naming the table and the
@@ -19,6 +21,7 @@ from src.utils.logging_setup import get_logger
 from src.utils.naming import normalize_column_name, quote_pg
 
 log = get_logger("redshift_keys")
+KEYS_FILE = "redshift_keys.json"
 _DISTSTYLES = ("AUTO", "ALL", "EVEN", "KEY")
 # Redshift allows at most 8 columns in an interleaved sort key.
 # https://docs.aws.amazon.com/redshift/latest/dg/t_Sorting_data.html
@@ -75,16 +78,31 @@ def table_keys(entries: dict[str, Any], table: str, columns: Iterable[str]) -> T
         return TableKeys()
 
 
-def _column(name: Any, columns: set[str]) -> str:
+def entry_problems(entries: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(table, problem)`` for each entry malformed whatever the table's columns are.
+
+    What ``config validate`` can say without the tables; the column names are
+    checked when a table is created (:func:`table_keys`).
+    """
+    problems = []
+    for table, entry in entries.items():
+        try:
+            _parse(entry, None)
+        except ValueError as exc:
+            problems.append((table, str(exc)))
+    return problems
+
+
+def _column(name: Any, columns: set[str] | None) -> str:
     if not isinstance(name, str) or not name:
         raise ValueError(f"column name {name!r} is not a string")
     normalised = normalize_column_name(name)
-    if normalised not in columns:
+    if columns is not None and normalised not in columns:
         raise ValueError(f"unknown column {name!r}")
     return normalised
 
 
-def _parse(entry: Any, columns: set[str]) -> TableKeys:
+def _parse(entry: Any, columns: set[str] | None) -> TableKeys:
     if not isinstance(entry, dict):
         raise ValueError("entry must be an object")
     unknown = set(entry) - {"distkey", "diststyle", "sortkey"}
