@@ -1,11 +1,12 @@
 """Entry point: the Click group, its global options, and the one error boundary.
 
 Every command returns an exit code (or None for 0); every error ends here and
-leaves as one ``Error: …`` line on stderr with the exit code of SPEC §9.
+leaves as one ``Error: …`` line on stderr with its exit code (README.md lists them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 from typing import Any
@@ -22,13 +23,21 @@ from src.errors import EXIT_INTERRUPTED, BackupError
 
 
 class _Boundary(click.Group):
-    """A Click group whose ``main`` maps every outcome to SPEC §9's exit codes."""
+    """A Click group whose ``main`` maps every outcome to the tool's exit codes."""
 
     debug = False
+    # Closed when the command ends, after its last line: --json-logs' stderr pipe.
+    cleanup = contextlib.ExitStack()
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """Run the command line and exit with the right code (never returns)."""
         kwargs["standalone_mode"] = False
+        try:
+            self._run(*args, **kwargs)
+        finally:
+            self.cleanup.close()
+
+    def _run(self, *args: Any, **kwargs: Any) -> None:
         try:
             result = super().main(*args, **kwargs)
         except click.exceptions.Exit as exc:
@@ -89,6 +98,10 @@ def cli(
     from src.utils.logging_setup import configure_logging
 
     _Boundary.debug = debug
+    if json_logs:
+        from src.utils.native_output import json_stderr
+
+        _Boundary.cleanup.enter_context(json_stderr())
     configure_logging(debug=debug, quiet=quiet, json_logs=json_logs, log_file=log_file)
     ctx.obj = AppContext(config_dir=config_dir, env_file=env_file, debug=debug, quiet=quiet)
 

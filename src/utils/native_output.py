@@ -57,11 +57,15 @@ def json_stderr() -> Iterator[None]:
     os.dup2(write_end, 2)
     os.close(write_end)
 
+    out_fd = os.dup(real)  # the thread's own copy: `real` is closed when the command ends
+
     def copy() -> None:
-        with os.fdopen(read_end, "r", encoding="utf-8", errors="replace") as lines:
-            with os.fdopen(os.dup(real), "w", encoding="utf-8", buffering=1) as out:
-                for line in lines:
-                    out.write(wrap_line(line) + "\n")
+        with (
+            os.fdopen(read_end, "r", encoding="utf-8", errors="replace") as lines,
+            os.fdopen(out_fd, "w", encoding="utf-8", buffering=1) as out,
+        ):
+            for line in lines:
+                out.write(wrap_line(line) + "\n")
 
     thread = threading.Thread(target=copy, name="json-stderr", daemon=True)
     thread.start()
