@@ -29,7 +29,7 @@ from src.errors import NativeDecodeError
 from src.utils.logging_setup import get_logger
 
 if TYPE_CHECKING:
-    from src.backup.backup_stage import BackupResult
+    from src.backup.plan import BackupResult
 
 log = get_logger("backup")
 

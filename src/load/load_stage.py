@@ -10,7 +10,6 @@ two) is repaired from the ledger on the next run, never loaded again.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -25,17 +24,17 @@ from tenacity import (
     wait_exponential,
 )
 
-from src.config.settings import resolve_write_mode
 from src.core.connections import ConnectionManager
 from src.core.simple_watermark_manager import Watermark, utc_now_iso
 from src.core.stage import Stage
 from src.core.table_run import TableRun
 from src.core.table_schema import TableSchema
 from src.errors import DataError, LoadError, StageError, is_transient
+from src.load.ledger import Ledger
+from src.load.merge import TableWriter
 from src.load.schema_drift import drift_changes
 from src.load.staged_files import read_footer
 from src.load.targets.base import (
-    LEDGER_TABLE,
     StagedFileRef,
     TargetColumn,
     TargetDialect,
@@ -46,16 +45,12 @@ from src.utils.logging_setup import get_logger
 from src.utils.naming import (
     IDENTIFIER_LIMITS,
     execution_suffix,
-    key_part,
-    normalize_column_name,
-    quote_pg,
     quote_pg_table,
     table_slug,
     target_table_name,
 )
 
 log = get_logger("load")
-_LEDGER_BATCH = 500  # keys per ledger look-up
 _LOAD_ATTEMPTS = 4  # one load and up to three retries of a transient failure
 
 
@@ -100,6 +95,18 @@ class TableLoad:
             self.source_table, self.table.target_name, IDENTIFIER_LIMITS[self.target_cfg.type]
         )
         self.target_schema = self.target_cfg.schema_
+        where = f"{self.target_cfg.type} target {self.pipeline.target}"
+        self.ledger = Ledger(self.target_schema, where)
+        slug = table_slug(run.pipeline.source, self.schema_name, self.source_table)
+        self.writer = TableWriter(
+            dialect,
+            self.stage,
+            self.table,
+            self.table_name,
+            self.target_schema,
+            self.target_table,
+            f"manifests/{slug}/{self.execution_id}_",
+        )
 
     # ------------------------------------------------------------------ run
     def run(self) -> LoadResult:
@@ -109,7 +116,7 @@ class TableLoad:
         wm = self.watermarks.read()
         try:
             with self.connect() as conn:
-                self._ensure_ledger(conn)
+                self.ledger.ensure(conn)
                 self._repair_from_ledger(conn, wm, result)
                 pending = list(wm.backup_s3_files)
                 if pending:
@@ -130,47 +137,10 @@ class TableLoad:
         return result
 
     # ---------------------------------------------------------------- ledger
-    def _ensure_ledger(self, conn: Any) -> None:
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "CREATE TABLE IF NOT EXISTS "
-                    f"{quote_pg_table(self.target_schema, LEDGER_TABLE)} ("
-                    '"file_key" VARCHAR(1024) NOT NULL PRIMARY KEY, '
-                    '"table_name" VARCHAR(512) NOT NULL, "rows" BIGINT NOT NULL, '
-                    '"loaded_at" TIMESTAMP NOT NULL, "execution_id" VARCHAR(128))'
-                )
-            conn.commit()
-        except Exception as exc:  # e.g. the schema does not exist, or no CREATE right
-            raise LoadError(
-                f"creating the load ledger {self.target_schema}.{LEDGER_TABLE} on "
-                f"{self.target_cfg.type} target {self.pipeline.target} failed: "
-                f"{first_line(exc)}; check the target's schema and the user's rights"
-            ) from None
-
-    def _has_ledger(self, conn: Any) -> bool:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT COUNT(*) FROM information_schema.tables "
-                "WHERE table_schema = %s AND table_name = %s",
-                (self.target_schema, LEDGER_TABLE),
-            )
-            return bool(cur.fetchone()[0])
-
     def ledger_files(self) -> list[tuple[str, int]]:
         """``(file_key, rows)`` of every file the ledger holds for this table, oldest first."""
-        table_name = self.watermarks.read_identity()
         with self.connect() as conn:
-            if not self._has_ledger(conn):
-                return []
-            with conn.cursor() as cur:
-                cur.execute(
-                    f'SELECT "file_key", "rows" FROM '
-                    f"{quote_pg_table(self.target_schema, LEDGER_TABLE)} "
-                    'WHERE "table_name" = %s ORDER BY "loaded_at", "file_key"',
-                    (table_name,),
-                )
-                found = [(str(key), int(rows)) for key, rows in cur.fetchall()]
+            found = self.ledger.files(conn, self.run_context.scoped_name)
             conn.rollback()
         return found
 
@@ -180,7 +150,6 @@ class TableLoad:
         For ``watermark reset --reinitialize`` of an append table: re-extracted
         rows would otherwise be appended a second time. Returns the rows deleted.
         """
-        table_name = self.watermarks.read_identity()
         target = quote_pg_table(self.target_schema, self.target_table)
         with self.connect() as conn:
             with conn.cursor() as cur:
@@ -194,35 +163,15 @@ class TableLoad:
                     # DELETE, never TRUNCATE: TRUNCATE commits implicitly on Redshift.
                     cur.execute(f"DELETE FROM {target}")
                     deleted = max(int(cur.rowcount), 0)
-            if self._has_ledger(conn):
+            if self.ledger.exists(conn):
                 with conn.cursor() as cur:
-                    cur.execute(
-                        f"DELETE FROM {quote_pg_table(self.target_schema, LEDGER_TABLE)} "
-                        'WHERE "table_name" = %s',
-                        (table_name,),
-                    )
+                    self.ledger.forget(cur, self.run_context.scoped_name)
             conn.commit()
         return deleted
 
-    def _loaded_among(self, conn: Any, uris: list[str]) -> set[str]:
-        """Which of ``uris`` the ledger holds: a look-up of these keys only.
-
-        The ledger keeps every file a table ever loaded; asking for the files at
-        hand keeps a run's cost independent of that history.
-        """
-        ledger = quote_pg_table(self.target_schema, LEDGER_TABLE)
-        found: set[str] = set()
-        with conn.cursor() as cur:
-            for start in range(0, len(uris), _LEDGER_BATCH):
-                part = uris[start : start + _LEDGER_BATCH]
-                marks = ", ".join(["%s"] * len(part))
-                cur.execute(f'SELECT "file_key" FROM {ledger} WHERE "file_key" IN ({marks})', part)
-                found.update(row[0] for row in cur.fetchall())
-        return found
-
     def _repair_from_ledger(self, conn: Any, wm: Watermark, result: LoadResult) -> None:
         """Files the ledger holds but the watermark still lists: loaded, just not recorded."""
-        loaded = self._loaded_among(conn, wm.backup_s3_files)
+        loaded = self.ledger.loaded_among(conn, wm.backup_s3_files)
         lagging = [uri for uri in wm.backup_s3_files if uri in loaded]
         if not lagging:
             return
@@ -302,9 +251,11 @@ class TableLoad:
             try:
                 for n, (schema, files) in enumerate(groups):
                     target_cols = self._target_columns(cur)
-                    total += self._load_group(cur, schema, files, target_cols, n)
+                    total += self.writer.write(cur, schema, files, target_cols, n)
                 fault_point("before_ledger_insert")
-                self._insert_ledger(cur, wm.table_name, groups, superseded)
+                loaded = [(f.uri, f.rows) for _, files in groups for f in files]
+                loaded += [(uri, 0) for uri in superseded]  # recorded, never loaded
+                self.ledger.insert(cur, wm.table_name, loaded, self.execution_id)
                 fault_point("before_load_commit")
             except (LoadError, DataError, StageError):
                 raise
@@ -347,7 +298,7 @@ class TableLoad:
         """CREATE TABLE, or the ADD COLUMN / widening statements the staged schema needs."""
         existing = self._target_columns(cur)
         if not existing:
-            pk = self._primary_key(schema)
+            pk = self.writer.primary_key(schema)
             return [
                 self.dialect.create_table_sql(self.target_schema, self.target_table, schema, pk)
             ]
@@ -369,7 +320,7 @@ class TableLoad:
         wm = self.watermarks.read()
         with self.connect() as conn:
             staged = list(wm.backup_s3_files)
-            loaded = self._loaded_among(conn, staged) if self._has_ledger(conn) else set()
+            loaded = self.ledger.loaded_among(conn, staged) if self.ledger.exists(conn) else set()
             pending = [u for u in wm.backup_s3_files if u not in loaded]
             pending, _ = self._snapshot_files(wm, pending)
             ddl: list[str] = []
@@ -395,132 +346,6 @@ class TableLoad:
             for row in cur.fetchall()
         }
 
-    def _primary_key(self, schema: TableSchema) -> list[str]:
-        names = self.table.primary_key or list(schema.primary_key)
-        return [normalize_column_name(n) for n in names]
-
-    def _write_mode(self, pk: list[str]) -> str:
-        return resolve_write_mode(self.table, pk, self.table_name)
-
-    def _load_group(
-        self,
-        cur: Any,
-        schema: TableSchema,
-        files: list[StagedFileRef],
-        target_cols: dict[str, TargetColumn],
-        n: int,
-    ) -> int:
-        pk = self._primary_key(schema)
-        mode = self._write_mode(pk)
-        target = quote_pg_table(self.target_schema, self.target_table)
-        slug = table_slug(self.pipeline.source, self.schema_name, self.source_table)
-        prefix = f"manifests/{slug}/{self.execution_id}_{n}_"
-        cols = [c.target_name for c in schema.columns]
-        select = ", ".join(
-            _cast(c, self.dialect.column_type(schema.columns[i]), target_cols.get(c))
-            for i, c in enumerate(cols)
-        )
-        if mode == "replace":
-            # DELETE, never TRUNCATE: TRUNCATE commits implicitly on Redshift.
-            # https://docs.aws.amazon.com/redshift/latest/dg/r_TRUNCATE.html
-            cur.execute(f"DELETE FROM {target}")
-        if select == ", ".join(quote_pg(c) for c in cols) and self._direct_ok(cur, mode, target):
-            counted = self._copy_direct(cur, target, schema, files, prefix)
-            if counted is not None:
-                return counted
-        staging = quote_pg(f"stg_{key_part(self.target_table)[:40]}_{n}")
-        cur.execute(f"DROP TABLE IF EXISTS {staging}")
-        cur.execute(self.dialect.staging_sql(staging, schema))
-        counted = self.dialect.copy_files(cur, self.stage, staging, schema, files, prefix)
-        self._check_count(counted, files)
-        col_list = ", ".join(quote_pg(c) for c in cols)
-        if mode == "merge":
-            order = self._dedup_order(schema, pk)
-            keys = " AND ".join(f"t.{quote_pg(k)} = s.{quote_pg(k)}" for k in pk)
-            partition = ", ".join(quote_pg(k) for k in pk)
-            cur.execute(f"DELETE FROM {target} t USING {staging} s WHERE {keys}")
-            cur.execute(
-                f"INSERT INTO {target} ({col_list}) SELECT {select} FROM ("
-                f"SELECT *, ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) "
-                f"AS __rn FROM {staging}) d WHERE __rn = 1"
-            )
-        else:
-            cur.execute(f"INSERT INTO {target} ({col_list}) SELECT {select} FROM {staging}")
-        cur.execute(f"DROP TABLE {staging}")
-        return counted
-
-    def _direct_ok(self, cur: Any, mode: str, target: str) -> bool:
-        """Whether the files can be copied straight into the target (no staging table).
-
-        Only where the database enforces the primary key (a duplicate fails the
-        COPY, which is then undone), and only when no merge is needed: append,
-        replace, or a merge into an empty table — a large first load, where the
-        staging copy and the INSERT … SELECT would double the work.
-        """
-        if not self.dialect.enforces_primary_key:
-            return False
-        if mode in ("append", "replace"):
-            return True
-        cur.execute(f"SELECT 1 FROM {target} LIMIT 1")
-        return cur.fetchone() is None
-
-    def _copy_direct(
-        self,
-        cur: Any,
-        target: str,
-        schema: TableSchema,
-        files: list[StagedFileRef],
-        prefix: str,
-    ) -> int | None:
-        """COPY into the target inside a savepoint; None when duplicate keys undid it."""
-        cur.execute("SAVEPOINT direct_copy")
-        try:
-            counted = self.dialect.copy_files(cur, self.stage, target, schema, files, prefix)
-        except Exception as exc:
-            if not self.dialect.is_duplicate_key(exc):
-                raise
-            cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
-            log.info("duplicate keys in the files: merging through a staging table")
-            return None
-        cur.execute("RELEASE SAVEPOINT direct_copy")
-        self._check_count(counted, files)
-        return counted
-
-    def _check_count(self, counted: int, files: list[StagedFileRef]) -> None:
-        expected = sum(f.rows for f in files)
-        if counted != expected:
-            raise LoadError(
-                f"the load of {self.table_name} counted {counted} rows but the files' "
-                f"Parquet footers say {expected}; nothing was committed"
-            )
-
-    def _dedup_order(self, schema: TableSchema, pk: list[str]) -> str:
-        cursor_cols = [self.table.cdc_timestamp_column, self.table.cdc_id_column]
-        names = [normalize_column_name(c) for c in cursor_cols if c]
-        names = [n for n in names if any(col.target_name == n for col in schema.columns)]
-        return ", ".join(f"{quote_pg(n)} DESC" for n in names or pk)
-
-    def _insert_ledger(
-        self,
-        cur: Any,
-        table_name: str,
-        groups: list[tuple[TableSchema, list[StagedFileRef]]],
-        superseded: list[str],
-    ) -> None:
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        rows = [(f.uri, table_name, f.rows, now, self.execution_id) for _, fs in groups for f in fs]
-        rows += [(uri, table_name, 0, now, self.execution_id) for uri in superseded]
-        ledger = quote_pg_table(self.target_schema, LEDGER_TABLE)
-        for start in range(0, len(rows), 500):
-            part = rows[start : start + 500]
-            values = ", ".join(["(%s, %s, %s, %s, %s)"] * len(part))
-            flat = [v for row in part for v in row]
-            cur.execute(
-                f'INSERT INTO {ledger} ("file_key", "table_name", "rows", "loaded_at", '
-                f'"execution_id") VALUES {values}',
-                flat,
-            )
-
 
 # ---------------------------------------------------------------------- helpers
 def _mark_processed(wm: Watermark, uris: list[str]) -> None:
@@ -544,22 +369,6 @@ def _group_by_schema(
             groups.append((schema, []))
         groups[-1][1].append(ref)
     return groups
-
-
-def _canonical(sql_type: str) -> str:
-    """One spelling per type, DDL or information_schema (VARCHAR lengths ignored)."""
-    t = sql_type.lower().replace("decimal", "numeric")
-    if t.startswith(("varchar", "character varying")):
-        return "varchar"
-    return {"timestamp without time zone": "timestamp", "int": "integer"}.get(t, t)
-
-
-def _cast(name: str, staged_type: str, target: TargetColumn | None) -> str:
-    """The staging column, cast when the existing target column has another type."""
-    quoted = quote_pg(name)
-    if target is None or _canonical(staged_type) == _canonical(target.sql_type()):
-        return quoted
-    return f"CAST({quoted} AS {target.sql_type()})"
 
 
 def _retried(conn: Any, state: RetryCallState) -> None:

@@ -30,7 +30,7 @@ def check_source_tables(app: AppConfig, pipeline: PipelineConfig) -> list[str]:
     be carried and named in the target, its strategy has a unique key to order
     by, and a table without a primary key says ``write_mode: append``.
     """
-    from src.backup.backup_stage import table_strategy  # reads MySQL: only when asked
+    from src.backup.plan import table_strategy  # reads MySQL: only when asked
 
     problems = []
     with ConnectionManager(app).mysql(pipeline.source) as conn:

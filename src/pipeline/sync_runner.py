@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from src.backup.backup_stage import BackupOptions, BackupResult, TableBackup
+from src.backup.backup_stage import TableBackup
+from src.backup.plan import BackupOptions, BackupResult
 from src.config.settings import AppConfig, PipelineConfig
 from src.core.connection_registry import get_pipeline, get_table
 from src.core.table_run import TableRun, open_table_run

@@ -162,7 +162,8 @@ def _set_notes(
 
 def _refuse_beyond_source(app: AppConfig, handle: TableRun, wm: Watermark) -> None:
     """ConfigError when ``wm``'s position lies past the source's ``MAX(cursor)``."""
-    from src.backup.backup_stage import BackupOptions, TableBackup
+    from src.backup.backup_stage import TableBackup
+    from src.backup.plan import BackupOptions
 
     backup = TableBackup(handle, BackupOptions(handle.execution_id))
     source = handle.pipeline.source

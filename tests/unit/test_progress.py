@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from src.backup.backup_stage import BackupResult
+from src.backup.plan import BackupResult
 from src.cli.progress import LiveProgress
 
 

@@ -1,0 +1,160 @@
+"""The write step of a load: staged files into the target table, in the open transaction.
+
+``merge`` fills a staging table, keeps the newest row per primary key and
+replaces the target's rows with those keys; ``append`` inserts; ``replace``
+deletes every target row first. Where the database enforces the primary key
+and nothing needs merging (append, replace, or a first load into an empty
+table), the files are copied straight into the target inside a savepoint.
+Every count is checked against the files' Parquet footers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from src.config.settings import TableConfig, resolve_write_mode
+from src.core.stage import Stage
+from src.core.table_schema import TableSchema
+from src.errors import LoadError
+from src.load.targets.base import StagedFileRef, TargetColumn, TargetDialect
+from src.utils.logging_setup import get_logger
+from src.utils.naming import key_part, normalize_column_name, quote_pg, quote_pg_table
+
+log = get_logger("load")
+
+
+@dataclass(frozen=True)
+class TableWriter:
+    """Writes one table's staged files into its target table."""
+
+    dialect: TargetDialect
+    stage: Stage
+    config: TableConfig
+    table_name: str  # schema.table, for messages
+    target_schema: str
+    target_table: str
+    manifest_prefix: str  # Redshift manifests of this load: <prefix><group>_manifest.json
+
+    def primary_key(self, schema: TableSchema) -> list[str]:
+        """The target's key columns: configured, else the staged schema's MySQL key."""
+        names = self.config.primary_key or list(schema.primary_key)
+        return [normalize_column_name(n) for n in names]
+
+    def write_mode(self, pk: list[str]) -> str:
+        """merge / append / replace for this table (one resolution, in the settings)."""
+        return resolve_write_mode(self.config, pk, self.table_name)
+
+    def write(
+        self,
+        cur: Any,
+        schema: TableSchema,
+        files: list[StagedFileRef],
+        target_cols: dict[str, TargetColumn],
+        n: int,
+    ) -> int:
+        """Put ``files`` (group ``n`` of one schema) into the target; return the rows counted."""
+        pk = self.primary_key(schema)
+        mode = self.write_mode(pk)
+        target = quote_pg_table(self.target_schema, self.target_table)
+        prefix = f"{self.manifest_prefix}{n}_"
+        cols = [c.target_name for c in schema.columns]
+        select = ", ".join(
+            _cast(c, self.dialect.column_type(schema.columns[i]), target_cols.get(c))
+            for i, c in enumerate(cols)
+        )
+        if mode == "replace":
+            # DELETE, never TRUNCATE: TRUNCATE commits implicitly on Redshift.
+            # https://docs.aws.amazon.com/redshift/latest/dg/r_TRUNCATE.html
+            cur.execute(f"DELETE FROM {target}")
+        if select == ", ".join(quote_pg(c) for c in cols) and self._direct_ok(cur, mode, target):
+            counted = self._copy_direct(cur, target, schema, files, prefix)
+            if counted is not None:
+                return counted
+        staging = quote_pg(f"stg_{key_part(self.target_table)[:40]}_{n}")
+        cur.execute(f"DROP TABLE IF EXISTS {staging}")
+        cur.execute(self.dialect.staging_sql(staging, schema))
+        counted = self.dialect.copy_files(cur, self.stage, staging, schema, files, prefix)
+        self._check_count(counted, files)
+        col_list = ", ".join(quote_pg(c) for c in cols)
+        if mode == "merge":
+            order = self._dedup_order(schema, pk)
+            keys = " AND ".join(f"t.{quote_pg(k)} = s.{quote_pg(k)}" for k in pk)
+            partition = ", ".join(quote_pg(k) for k in pk)
+            cur.execute(f"DELETE FROM {target} t USING {staging} s WHERE {keys}")
+            cur.execute(
+                f"INSERT INTO {target} ({col_list}) SELECT {select} FROM ("
+                f"SELECT *, ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) "
+                f"AS __rn FROM {staging}) d WHERE __rn = 1"
+            )
+        else:
+            cur.execute(f"INSERT INTO {target} ({col_list}) SELECT {select} FROM {staging}")
+        cur.execute(f"DROP TABLE {staging}")
+        return counted
+
+    def _direct_ok(self, cur: Any, mode: str, target: str) -> bool:
+        """Whether the files can be copied straight into the target (no staging table).
+
+        Only where the database enforces the primary key (a duplicate fails the
+        COPY, which is then undone), and only when no merge is needed: append,
+        replace, or a merge into an empty table — a large first load, where the
+        staging copy and the INSERT … SELECT would double the work.
+        """
+        if not self.dialect.enforces_primary_key:
+            return False
+        if mode in ("append", "replace"):
+            return True
+        cur.execute(f"SELECT 1 FROM {target} LIMIT 1")
+        return cur.fetchone() is None
+
+    def _copy_direct(
+        self,
+        cur: Any,
+        target: str,
+        schema: TableSchema,
+        files: list[StagedFileRef],
+        prefix: str,
+    ) -> int | None:
+        """COPY into the target inside a savepoint; None when duplicate keys undid it."""
+        cur.execute("SAVEPOINT direct_copy")
+        try:
+            counted = self.dialect.copy_files(cur, self.stage, target, schema, files, prefix)
+        except Exception as exc:
+            if not self.dialect.is_duplicate_key(exc):
+                raise
+            cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
+            log.info("duplicate keys in the files: merging through a staging table")
+            return None
+        cur.execute("RELEASE SAVEPOINT direct_copy")
+        self._check_count(counted, files)
+        return counted
+
+    def _check_count(self, counted: int, files: list[StagedFileRef]) -> None:
+        expected = sum(f.rows for f in files)
+        if counted != expected:
+            raise LoadError(
+                f"the load of {self.table_name} counted {counted} rows but the files' "
+                f"Parquet footers say {expected}; nothing was committed"
+            )
+
+    def _dedup_order(self, schema: TableSchema, pk: list[str]) -> str:
+        cursor_cols = [self.config.cdc_timestamp_column, self.config.cdc_id_column]
+        names = [normalize_column_name(c) for c in cursor_cols if c]
+        names = [n for n in names if any(col.target_name == n for col in schema.columns)]
+        return ", ".join(f"{quote_pg(n)} DESC" for n in names or pk)
+
+
+def _canonical(sql_type: str) -> str:
+    """One spelling per type, DDL or information_schema (VARCHAR lengths ignored)."""
+    t = sql_type.lower().replace("decimal", "numeric")
+    if t.startswith(("varchar", "character varying")):
+        return "varchar"
+    return {"timestamp without time zone": "timestamp", "int": "integer"}.get(t, t)
+
+
+def _cast(name: str, staged_type: str, target: TargetColumn | None) -> str:
+    """The staging column, cast when the existing target column has another type."""
+    quoted = quote_pg(name)
+    if target is None or _canonical(staged_type) == _canonical(target.sql_type()):
+        return quoted
+    return f"CAST({quoted} AS {target.sql_type()})"
