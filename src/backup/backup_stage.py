@@ -74,9 +74,7 @@ class TableBackup:
             with self.connections.source_endpoint(self.pipeline.source) as endpoint:
                 self._run(wm, endpoint, result)
         except BaseException as exc:
-            wm.mysql_state.status = "failed"
-            wm.mysql_state.error = str(exc) or type(exc).__name__
-            wm.mysql_state.last_updated = utc_now_iso()
+            wm.mysql_state.finish(exc)
             self.watermarks.write(wm)
             raise
         finally:
@@ -85,8 +83,7 @@ class TableBackup:
             # A completed full pass: the next run starts over from the first key.
             wm.mysql_state.last_id = None
             wm.mysql_state.last_timestamp = None
-        wm.mysql_state.status = "success"
-        wm.mysql_state.last_updated = utc_now_iso()
+        wm.mysql_state.finish()
         self.watermarks.write(wm)
         return result
 

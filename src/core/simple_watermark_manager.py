@@ -31,31 +31,39 @@ class _State(BaseModel):
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
 
-class MySQLState(_State):
+class _StageState(_State):
+    """What both stages record: their status, last error and when."""
+
+    status: str = "pending"
+    error: str | None = None
+    last_updated: str | None = None
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """End the stage: ``success``, or ``failed`` with the error's text; stamped now."""
+        self.status = "success" if error is None else "failed"
+        self.error = None if error is None else (str(error) or type(error).__name__)
+        self.last_updated = utc_now_iso()
+
+
+class MySQLState(_StageState):
     """Progress of the backup stage."""
 
     last_timestamp: str | None = None
     last_id: int | None = None
     # The key columns after the id, when the keyset has more (a composite primary key).
     last_key: dict[str, Any] | None = None
-    status: str = "pending"
-    error: str | None = None
     total_rows: int = 0
     last_session_rows: int = 0
     s3_files_created: int = 0
     last_session_files: int = 0
-    last_updated: str | None = None
     execution_id: str | None = None
 
 
-class RedshiftState(_State):
+class RedshiftState(_StageState):
     """Progress of the load stage."""
 
-    status: str = "pending"
-    error: str | None = None
     total_rows: int = 0
     last_session_rows: int = 0
-    last_updated: str | None = None
     last_loaded_files: list[str] = Field(default_factory=list)
 
 

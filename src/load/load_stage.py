@@ -25,7 +25,7 @@ from tenacity import (
 )
 
 from src.core.connections import ConnectionManager
-from src.core.simple_watermark_manager import Watermark, utc_now_iso
+from src.core.simple_watermark_manager import Watermark
 from src.core.stage import Stage
 from src.core.table_run import TableRun
 from src.core.table_schema import TableSchema
@@ -123,16 +123,12 @@ class TableLoad:
                     self._load(conn, wm, pending, result)
         except BaseException as exc:
             wm = self.watermarks.read()
-            wm.redshift_state.status = "failed"
-            wm.redshift_state.error = str(exc) or type(exc).__name__
-            wm.redshift_state.last_updated = utc_now_iso()
+            wm.redshift_state.finish(exc)
             self.watermarks.write(wm)
             raise
         finally:
             result.seconds = time.perf_counter() - begin
-        wm.redshift_state.status = "success"
-        wm.redshift_state.error = None
-        wm.redshift_state.last_updated = utc_now_iso()
+        wm.redshift_state.finish()
         self.watermarks.write(wm)
         return result
 
