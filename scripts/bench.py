@@ -615,7 +615,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"run {n + 1}/{args.repeat}", flush=True)
                 # a. the reference reader
                 runs["a"].append(run_measured(servers.mysql_command(src_db), keep_output=False))
-                # b. backup into a fresh local stage
+                # b. backup into a fresh local stage (and a fresh target: a new stage
+                # next to a ledger that lists the table's files is refused as a lost
+                # watermark)
+                servers.fresh_schema(dst)
                 backup = local_project(work, "backup", servers, src_db, dst, args)
                 runs["b"].append(backup.sync(table, "--backup-only"))
                 if not csv_path.exists():
