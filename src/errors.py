@@ -64,6 +64,10 @@ class StageError(BackupError):
     exit_code = 5
 
 
+class StageUnavailableError(Transient, StageError):
+    """The stage did not answer, or asked to slow down (S3 503 SlowDown, 500): retry later."""
+
+
 class LoadError(BackupError):
     """Loading into Redshift or PostgreSQL failed; nothing was committed."""
 

@@ -318,13 +318,11 @@ class PyMySQLReader(MySQLReader):
                 self.close()
 
 
-def connectorx_blockers(schema: TableSchema, *, tunnel_in_process: bool = False) -> list[str]:
+def connectorx_blockers(schema: TableSchema) -> list[str]:
     """Why connectorx cannot read ``schema`` here; empty when it can."""
     reasons = []
     if importlib.util.find_spec("connectorx") is None:
         reasons.append("connectorx is not installed")
-    if tunnel_in_process:
-        reasons.append("the SSH tunnel runs in this process and connectorx holds the GIL")
     for col in schema.columns:
         if col.kind not in CONNECTORX_SAFE_KINDS:
             reasons.append(f"column {col.name!r} ({col.column_type}) is not verified with it")
@@ -337,18 +335,16 @@ def make_reader(
     batch_size: int = DEFAULT_BATCH_SIZE,
     *,
     prefer: ReaderChoice = "auto",
-    tunnel_in_process: bool = False,
 ) -> MySQLReader:
     """Pick the reader for a table: connectorx unless :func:`connectorx_blockers` objects.
 
     No column type forces the fallback today: through the projection of
     :mod:`src.backup.mysql_schema` every type ``load_table_schema`` accepts reaches
     connectorx as an integer, float, string or binary column (see
-    CONNECTORX_SAFE_KINDS). PyMySQL is used when connectorx is missing, when the
-    tunnel forwards in this process, or when ``prefer="pymysql"``.
+    CONNECTORX_SAFE_KINDS). PyMySQL is used when connectorx is missing or when
+    ``prefer="pymysql"``. (The SSH tunnel forwards in a child process, so
+    connectorx, which holds the GIL while it reads, works through it.)
     """
-    if prefer == "pymysql" or (
-        prefer == "auto" and connectorx_blockers(schema, tunnel_in_process=tunnel_in_process)
-    ):
+    if prefer == "pymysql" or (prefer == "auto" and connectorx_blockers(schema)):
         return PyMySQLReader(endpoint, schema, batch_size)
     return ConnectorxReader(endpoint, schema, batch_size)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from src.config.settings import StageConfig
-from src.errors import ConfigError, StageError
+from src.errors import ConfigError, StageError, StageUnavailableError
 from src.utils.atomic import atomic_write
 from src.utils.faults import fault_point
 
@@ -200,6 +200,12 @@ class LocalStage:
         return f"directory {self.root} writable"
 
 
+# S3 error codes that a later retry can get past.
+_TRANSIENT_S3_CODES = frozenset(
+    {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling"}
+)
+
+
 class S3Stage:
     """A bucket (AWS S3 or an S3-compatible server)."""
 
@@ -236,15 +242,23 @@ class S3Stage:
         )
         self._endpoint = cfg.endpoint_url or "AWS S3"
 
-    def _fail(self, action: str, exc: Exception) -> StageError:
-        from botocore.exceptions import ClientError, EndpointConnectionError
+    def classify(self, action: str, exc: Exception) -> StageError:
+        """boto3's error as ours: the stage unreachable or throttled (transient), or failed.
+
+        An unreachable S3 is a stage error (exit 5), like any other S3 failure.
+        Throttling and server errors are transient
+        (https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html).
+        """
+        from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
 
         where = f"S3 bucket {self.bucket} ({self._endpoint})"
-        if isinstance(exc, EndpointConnectionError):
-            # Issue #5: an unreachable S3 is a stage error (exit 5), like any other S3 failure.
-            return StageError(f"{where}: cannot connect while trying to {action}")
+        if isinstance(exc, ConnectionError | ReadTimeoutError):
+            return StageUnavailableError(f"{where}: cannot connect while trying to {action}")
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "?")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code in _TRANSIENT_S3_CODES or status >= 500:
+                return StageUnavailableError(f"{where}: {action} failed: {code} (retry later)")
             return StageError(f"{where}: {action} failed: {code}")
         return StageError(f"{where}: {action} failed: {type(exc).__name__}: {exc}")
 
@@ -264,14 +278,14 @@ class S3Stage:
         try:
             self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
         except Exception as exc:
-            raise self._fail(f"write {key}", exc) from exc
+            raise self.classify(f"write {key}", exc) from exc
 
     def put_file(self, key: str, path: str) -> None:
         """Upload with the configured multipart settings."""
         try:
             self._client.upload_file(path, self.bucket, key, Config=self._transfer)
         except Exception as exc:
-            raise self._fail(f"upload {key}", exc) from exc
+            raise self.classify(f"upload {key}", exc) from exc
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """Conditional PUT (``If-None-Match: *``): exactly one creator wins.
@@ -287,9 +301,9 @@ class S3Stage:
             code = exc.response.get("Error", {}).get("Code")
             if code in ("PreconditionFailed", "ConditionalRequestConflict"):
                 return False
-            raise self._fail(f"create {key}", exc) from exc
+            raise self.classify(f"create {key}", exc) from exc
         except Exception as exc:
-            raise self._fail(f"create {key}", exc) from exc
+            raise self.classify(f"create {key}", exc) from exc
 
     def get_bytes(self, key: str) -> bytes | None:
         """GET the object, None on 404."""
@@ -301,9 +315,9 @@ class S3Stage:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
-            raise self._fail(f"read {key}", exc) from exc
+            raise self.classify(f"read {key}", exc) from exc
         except Exception as exc:
-            raise self._fail(f"read {key}", exc) from exc
+            raise self.classify(f"read {key}", exc) from exc
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """A ranged GET."""
@@ -314,7 +328,7 @@ class S3Stage:
             data: bytes = reply["Body"].read()
             return data
         except Exception as exc:
-            raise self._fail(f"read {key}", exc) from exc
+            raise self.classify(f"read {key}", exc) from exc
 
     def size(self, key: str) -> int | None:
         """HEAD the object, None on 404."""
@@ -325,9 +339,9 @@ class S3Stage:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
                 return None
-            raise self._fail(f"inspect {key}", exc) from exc
+            raise self.classify(f"inspect {key}", exc) from exc
         except Exception as exc:
-            raise self._fail(f"inspect {key}", exc) from exc
+            raise self.classify(f"inspect {key}", exc) from exc
 
     def list(self, prefix: str) -> Iterator[StagedObject]:
         """All pages of ListObjectsV2 under ``prefix``."""
@@ -342,7 +356,7 @@ class S3Stage:
                 for item in page.get("Contents", []):
                     yield StagedObject(item["Key"], int(item["Size"]), item["LastModified"])
         except Exception as exc:
-            raise self._fail(f"list {prefix}", exc) from exc
+            raise self.classify(f"list {prefix}", exc) from exc
 
     def delete(self, keys: Iterable[str]) -> int:
         """DeleteObjects in batches of at most 1000 keys; any per-key error fails."""
@@ -356,7 +370,7 @@ class S3Stage:
                     Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
                 )
             except Exception as exc:
-                raise self._fail(f"delete {len(batch)} objects", exc) from exc
+                raise self.classify(f"delete {len(batch)} objects", exc) from exc
             errors = reply.get("Errors") or []
             if errors:
                 first = errors[0]
@@ -380,7 +394,7 @@ class S3Stage:
         try:
             self._client.head_bucket(Bucket=self.bucket)
         except Exception as exc:
-            raise self._fail("reach the bucket", exc) from exc
+            raise self.classify("reach the bucket", exc) from exc
         key = "watermarks/v2/.status-probe"
         self.put_bytes(key, b"ok")
         self.delete([key])

@@ -488,8 +488,6 @@ def test_factory_prefers_connectorx(mysql_db: MySQLDatabase) -> None:
     schema = schema_of(mysql_db, "t")
     assert isinstance(make_reader(endpoint(mysql_db), schema), ConnectorxReader)
     assert isinstance(make_reader(endpoint(mysql_db), schema, prefer="pymysql"), PyMySQLReader)
-    tunnel = make_reader(endpoint(mysql_db), schema, tunnel_in_process=True)
-    assert isinstance(tunnel, PyMySQLReader)
 
 
 STREAM_ROWS = 200_000
