@@ -131,10 +131,6 @@ class SimpleWatermarkManager:
         if self.guard is not None:
             self.guard()
 
-    def read_identity(self) -> str:
-        """The ``table_name`` this store's documents carry (``SCOPE:schema.table``)."""
-        return self._identity["table_name"]
-
     def exists(self) -> bool:
         """True when a document is stored."""
         return self.stage.size(self.key) is not None
