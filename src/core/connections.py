@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import quote
 
 from src.config.settings import AppConfig, SourceConnection, StageConfig, TargetConnection
+from src.core.s3_stage import S3Stage
 from src.core.ssh_tunnel import SSHTunnel
-from src.core.stage import LocalStage, S3Stage, Stage
+from src.core.stage import LocalStage, Stage
 from src.errors import ConfigError, SourceConnectionError
 
 SESSION_TIME_ZONE_SQL = "SET time_zone = '+00:00'"  # TIMESTAMP values read in UTC

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from src.config.settings import AppConfig, PipelineConfig, StageConfig
-from src.core.stage import S3Stage
+from src.core.s3_stage import S3Stage
 from src.pipeline.sync_runner import SyncRun, TableOutcome
 from src.utils.atomic import atomic_write
 from src.utils.naming import key_part

@@ -13,7 +13,8 @@ import pytest
 from pydantic import SecretStr
 
 from src.config.settings import StageConfig
-from src.core.stage import LocalStage, S3Stage, Stage
+from src.core.s3_stage import S3Stage
+from src.core.stage import LocalStage, Stage
 from src.core.table_lock import TableLock
 from src.errors import LockHeldError
 from tests.support.s3_server import S3Bucket

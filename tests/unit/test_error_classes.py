@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from src.config.settings import StageConfig
-from src.core.stage import S3Stage
+from src.core.s3_stage import S3Stage
 from src.errors import StageError, StageUnavailableError, is_transient
 
 
