@@ -34,6 +34,16 @@ else
 fi
 
 have() { command -v "$1" >/dev/null 2>&1; }
+# wait_for CHECK NAME LOG: up to WAIT_SECONDS for CHECK to succeed, else die with LOG's tail.
+wait_for() {
+  local _
+  for _ in $(seq "$WAIT_SECONDS"); do
+    "$1" && return 0
+    sleep 1
+  done
+  die "$2 did not answer within ${WAIT_SECONDS}s:
+$(tail -n 30 "$3" 2>/dev/null)"
+}
 pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
 first_cmd() {
   local c
@@ -104,12 +114,7 @@ if ! mysql_answers; then
   as_root install -d -o mysql -g mysql -m 0755 /run/mysqld
   as_root start-stop-daemon --start --oknodo --background \
     --output "$LOG_DIR/mariadbd.log" --exec "$MARIADBD" -- --user=mysql
-  for _ in $(seq "$WAIT_SECONDS"); do
-    mysql_answers && break
-    sleep 1
-  done
-  mysql_answers || die "MariaDB did not answer within ${WAIT_SECONDS}s:
-$(tail -n 30 "$LOG_DIR/mariadbd.log" 2>/dev/null)"
+  wait_for mysql_answers MariaDB "$LOG_DIR/mariadbd.log"
 fi
 if ! mysql_tcp_root_ok; then
   # Fresh Debian: root@localhost is unix_socket only. Keep socket auth, add an empty
@@ -167,12 +172,7 @@ if ! pg_answers; then
   note "${action} cluster $PG_VERSION/$PG_CLUSTER"
   as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" "$action" ||
     note "pg_ctlcluster $action returned $? (waiting anyway)"
-  for _ in $(seq "$WAIT_SECONDS"); do
-    pg_answers && break
-    sleep 1
-  done
-  pg_answers || die "PostgreSQL did not answer within ${WAIT_SECONDS}s:
-$(tail -n 30 "/var/log/postgresql/postgresql-$PG_VERSION-$PG_CLUSTER.log" 2>/dev/null)"
+  wait_for pg_answers PostgreSQL "/var/log/postgresql/postgresql-$PG_VERSION-$PG_CLUSTER.log"
 fi
 if ! pg_login_ok; then
   # Fresh Debian: TCP connections use scram-sha-256. Trust loopback for the tests.
