@@ -84,6 +84,12 @@ class LockHeldError(BackupError):
     exit_code = 7
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's text (drivers add DETAIL/HINT/CONTEXT lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether trying the same operation again may succeed."""
     return isinstance(exc, Transient)

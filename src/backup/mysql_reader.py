@@ -39,7 +39,7 @@ from pymysql.converters import encoders
 from src.backup.arrow_convert import ConversionStats, convert_batch
 from src.core.connections import SESSION_TIME_ZONE_SQL, MySQLEndpoint
 from src.core.table_schema import TableSchema
-from src.errors import DataError, NativeDecodeError
+from src.errors import DataError, NativeDecodeError, first_line
 
 Params = Sequence[Any] | Mapping[str, Any]
 ReaderChoice = Literal["auto", "connectorx", "pymysql"]
@@ -265,7 +265,7 @@ class ConnectorxReader(MySQLReader):
         that is not such a panic is returned as it is.
         """
         if type(exc).__name__ == "PanicException" and type(exc).__module__ == "pyo3_runtime":
-            text = self.endpoint.scrub(str(exc).strip().splitlines()[0] if str(exc) else "")
+            text = self.endpoint.scrub(first_line(exc))
             if _DATE_PANIC.search(text):
                 # The batches before it were whole and correct; nothing after it is read.
                 return NativeDecodeError(

@@ -18,7 +18,7 @@ from src.config.settings import AppConfig, SourceConnection, StageConfig, Target
 from src.core.s3_stage import S3Stage
 from src.core.ssh_tunnel import SSHTunnel
 from src.core.stage import LocalStage, Stage
-from src.errors import ConfigError, SourceConnectionError
+from src.errors import ConfigError, SourceConnectionError, first_line
 
 SESSION_TIME_ZONE_SQL = "SET time_zone = '+00:00'"  # TIMESTAMP values read in UTC
 
@@ -174,7 +174,7 @@ class ConnectionManager:
                     application_name="s3-redshift-backup",
                 )
             except psycopg2.OperationalError as exc:
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "failed"
+                reason = first_line(exc)
                 raise SourceConnectionError(
                     f"{cfg.type} target {name} ({cfg.host}:{port}): {reason}"
                 ) from None

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from src.core.stage import Stage
-from src.errors import DataError
+from src.errors import DataError, first_line
 
 CURRENT_VERSION = "2.1"
 
@@ -163,7 +163,7 @@ class SimpleWatermarkManager:
                 raise ValueError("not a JSON object")
             return Watermark.model_validate(_migrate(raw))
         except (ValueError, UnicodeDecodeError, ValidationError) as exc:
-            first = str(exc).splitlines()[0]
+            first = first_line(exc)
             raise DataError(
                 f"watermark {where} cannot be parsed ({first}); nothing was changed. "
                 f"Repair it with 'watermark reset -t {self._identity['table_name'].split(':')[-1]}'"

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from src.errors import LoadError
-from src.load.targets.base import LEDGER_TABLE, first_line
+from src.errors import LoadError, first_line
+from src.load.targets.base import LEDGER_TABLE
 from src.utils.naming import quote_pg_table
 
 _BATCH = 500  # keys per look-up, rows per INSERT

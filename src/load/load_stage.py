@@ -29,7 +29,7 @@ from src.core.simple_watermark_manager import Watermark
 from src.core.stage import Stage
 from src.core.table_run import TableRun
 from src.core.table_schema import TableSchema
-from src.errors import DataError, LoadError, StageError, is_transient
+from src.errors import DataError, LoadError, StageError, first_line, is_transient
 from src.load.ledger import Ledger
 from src.load.merge import TableWriter
 from src.load.schema_drift import drift_changes
@@ -38,7 +38,6 @@ from src.load.targets.base import (
     StagedFileRef,
     TargetColumn,
     TargetDialect,
-    first_line,
 )
 from src.utils.faults import fault_point
 from src.utils.logging_setup import get_logger

@@ -101,6 +101,34 @@ def test_late_commit_needs_lookback(tmp_path: Path, mysql_db: MySQLDatabase, loo
         assert 100 not in ids
 
 
+def test_a_lookback_run_never_moves_the_watermark_back(
+    tmp_path: Path, mysql_db: MySQLDatabase
+) -> None:
+    """Guards ``advances`` in the backup stage: re-read rows behind the watermark stay behind it.
+
+    A lookback run stopped by ``--limit`` has read only rows before the stored
+    position; recording their position would move the watermark backwards.
+    """
+    table = create_events(mysql_db)
+    mysql_db.execute(
+        "INSERT INTO events (id, updated_at, v) "
+        "SELECT seq, '2025-03-01' + INTERVAL seq SECOND, 'v' FROM seq_1_to_100"
+    )
+    project = make_project(tmp_path, mysql_db, {table: HYBRID})
+    project.backup(table)
+    before = project.watermark(table)["mysql_state"]
+    assert before["last_timestamp"] == "2025-03-01T00:01:40.000000"
+    cfg = {**HYBRID, "lookback_seconds": 50, "processing": {"batch_size": 5}}
+    again = make_project(tmp_path, mysql_db, {table: cfg})
+    again.backup(table, "--limit", "10")  # re-reads ids 50-59 only
+    after = again.watermark(table)["mysql_state"]
+    assert (after["last_timestamp"], after["last_id"]) == (
+        before["last_timestamp"],
+        before["last_id"],
+    )
+    assert after["total_rows"] == 110
+
+
 def test_limit_runs_resume_exactly(tmp_path: Path, mysql_db: MySQLDatabase) -> None:
     table = create_events(mysql_db)
     mysql_db.execute(

@@ -13,7 +13,7 @@ from typing import Any
 
 from src.core.stage import Stage
 from src.core.table_schema import ColumnSpec, TableSchema
-from src.errors import LoadConflictError, LoadError
+from src.errors import LoadConflictError, LoadError, first_line
 from src.utils.naming import quote_pg, quote_pg_table
 
 LEDGER_TABLE = "s3_backup_load_ledger"
@@ -60,12 +60,6 @@ class TargetColumn:
         if self.data_type == "numeric" and self.precision is not None:
             return f"NUMERIC({self.precision},{self.scale or 0})"
         return self.data_type.upper()
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an error's text (drivers add DETAIL/HINT/CONTEXT lines)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # Families of types a value can move between by an explicit cast without loss of meaning.
