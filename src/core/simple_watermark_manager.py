@@ -124,6 +124,7 @@ class SimpleWatermarkManager:
         # the lock is lost, so a run that lost it never writes the document again.
         self.guard = guard
         self._document: Watermark | None = None
+        self._stored: bool | None = None  # whether the stage holds a document, once known
         self._identity = {"table_name": table_name, "target": target, "cdc_strategy": cdc_strategy}
 
     def check_guard(self) -> None:
@@ -132,8 +133,10 @@ class SimpleWatermarkManager:
             self.guard()
 
     def exists(self) -> bool:
-        """True when a document is stored."""
-        return self.stage.size(self.key) is not None
+        """True when a document is stored (known without a request once it was read)."""
+        if self._stored is None:
+            self._stored = self.stage.size(self.key) is not None
+        return self._stored
 
     def read(self) -> Watermark:
         """The document, read from the stage once and then kept in memory.
@@ -149,11 +152,12 @@ class SimpleWatermarkManager:
 
     def refresh(self) -> Watermark:
         """Read the stored document again (another process may have changed it)."""
-        self._document = None
+        self._document = self._stored = None
         return self.read()
 
     def _load(self) -> Watermark:
         data = self.stage.get_bytes(self.key)
+        self._stored = data is not None
         if data is None:
             return Watermark(**self._identity)
         where = self.stage.uri(self.key)
@@ -181,4 +185,4 @@ class SimpleWatermarkManager:
             watermark.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")
         )
         self.stage.put_bytes(self.key, body.encode("utf-8"))
-        self._document = watermark
+        self._document, self._stored = watermark, True

@@ -37,8 +37,8 @@ class TableSummary:
 def _summary(handle: TableRun) -> TableSummary:
     name, target = handle.pipeline.name, handle.pipeline.target
     try:
+        wm = handle.watermarks.read()  # the empty document when none is stored
         stored = handle.watermarks.exists()
-        wm = handle.watermarks.read() if stored else handle.fresh()
     except DataError as exc:
         return TableSummary(
             name, handle.table, target, True, "unreadable", 0, "unreadable", 0, 0, 0, None, str(exc)

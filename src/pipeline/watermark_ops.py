@@ -107,8 +107,8 @@ def view_of(handle: TableRun, wm: Watermark, stored: bool) -> WatermarkView:
 def get_watermark(app: AppConfig, table: str, pipeline: str | None) -> WatermarkView:
     """The table's watermark; a table never synced gets the empty (pending) document."""
     handle = open_table(app, table, pipeline)
+    wm = handle.watermarks.read()  # the empty document when none is stored
     stored = handle.watermarks.exists()
-    wm = handle.watermarks.read() if stored else handle.fresh()
     return view_of(handle, wm, stored)
 
 
