@@ -11,14 +11,10 @@ import datetime as dt
 import decimal
 from typing import Any
 
+from src.core.row_compare import exact_value
 from src.core.table_schema import ColumnSpec
 
-
-def exact_value(value: Any) -> Any:
-    """An integral decimal (BIGINT UNSIGNED) as an int; any other value as it is."""
-    if not isinstance(value, decimal.Decimal):
-        return value
-    return int(value) if value == value.to_integral_value() else value
+__all__ = ["decode_key_value", "encode_key_value", "exact_value"]
 
 
 def encode_key_value(value: Any) -> Any:

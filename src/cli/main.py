@@ -18,6 +18,7 @@ from src.cli.context import AppContext
 from src.cli.s3clean_cmd import s3clean_group
 from src.cli.status_cmd import status
 from src.cli.sync_cmd import sync_group
+from src.cli.verify_cmd import verify
 from src.cli.watermark_cmd import watermark_group
 from src.errors import EXIT_INTERRUPTED, BackupError
 
@@ -111,6 +112,7 @@ cli.add_command(config_group)
 cli.add_command(sync_group)
 cli.add_command(watermark_group)
 cli.add_command(s3clean_group)
+cli.add_command(verify)
 
 
 if __name__ == "__main__":

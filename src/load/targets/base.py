@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from src.core.row_compare import HASH_FROM
 from src.core.stage import Stage
 from src.core.table_schema import ColumnSpec, TableSchema
 from src.errors import LoadConflictError, LoadError, first_line
@@ -171,6 +172,21 @@ class TargetDialect(ABC):
         if nullable:
             return [f"ALTER TABLE {qualified} ALTER COLUMN {quote_pg(column)} DROP NOT NULL"]
         return [f"ALTER TABLE {qualified} ALTER COLUMN {quote_pg(column)} TYPE {new_type}"]
+
+    # ------------------------------------------------------------ verify
+    # The row hash of verify: the last 15 hex digits of the MD5 as a BIGINT, as
+    # data-diff's PostgreSQL dialect computes it (the bit(60) cast reads hex).
+    def digest_hash(self, row_text: str) -> str:
+        """The 60-bit integer of the MD5 of ``row_text`` (an SQL text expression)."""
+        return f"('x' || SUBSTRING(MD5({row_text}), {HASH_FROM}))::BIT(60)::BIGINT"
+
+    def digest_hex(self, column: str) -> str:
+        """Lowercase hex of a binary column."""
+        return f"ENCODE({column}, 'hex')"
+
+    def text_order(self, column: str) -> str:
+        """A text column as it sorts by codepoint (MySQL's side sorts its UTF-8 bytes)."""
+        return f'{column} COLLATE "C"'
 
     @abstractmethod
     def copy_files(

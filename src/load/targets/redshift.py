@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from src.config.settings import StageConfig, TargetConnection
 from src.core.redshift_keys import table_keys
+from src.core.row_compare import HASH_FROM
 from src.core.stage import Stage
 from src.core.table_schema import ColumnSpec, TableSchema
 from src.errors import ConfigError
@@ -96,6 +97,25 @@ class RedshiftDialect(TargetDialect):
             f"ALTER TABLE {qualified} RENAME COLUMN {new} TO {old}",
             "COMMIT",
         ]
+
+    def digest_hash(self, row_text: str) -> str:
+        """STRTOL of the MD5's last 15 hex digits, as DECIMAL(38) so that SUM cannot overflow.
+
+        Redshift has no bit-string casts; data-diff's Redshift dialect uses the same form.
+        https://docs.aws.amazon.com/redshift/latest/dg/r_STRTOL.html
+        """
+        return f"CAST(STRTOL(SUBSTRING(MD5({row_text}), {HASH_FROM}), 16) AS DECIMAL(38))"
+
+    def digest_hex(self, column: str) -> str:
+        """FROM_VARBYTE(…, 'hex'): https://docs.aws.amazon.com/redshift/latest/dg/r_FROM_VARBYTE.html"""
+        return f"LOWER(FROM_VARBYTE({column}, 'hex'))"
+
+    def text_order(self, column: str) -> str:
+        """Redshift compares VARCHAR by its UTF-8 bytes (its collation is case-sensitive binary).
+
+        https://docs.aws.amazon.com/redshift/latest/dg/r_collation_function.html
+        """
+        return column
 
     def table_options(self, schema: TableSchema, source_table: str) -> str:
         """DISTSTYLE / DISTKEY / SORTKEY from redshift_keys.json (AUTO by default)."""

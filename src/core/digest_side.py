@@ -1,0 +1,121 @@
+"""One side of a ``verify`` comparison as SQL: what both databases run, in one place.
+
+Each side supplies its quoted names, its row-hash expression and three ways
+to run a statement (:class:`SqlDigestSide`); the statements are the same on
+MySQL, PostgreSQL and Redshift. Both drivers take ``%s`` parameters.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from src.core.row_compare import DigestPlan, Range, RowDigest, comparable_key
+
+_LOOKUP_BATCH = 500
+
+
+@dataclass(frozen=True)
+class DigestSql:
+    """The quoted pieces of one side's statements."""
+
+    table: str
+    keys: tuple[str, ...]  # quoted key columns, first one is bisected
+    hash_sql: str  # the row hash, a BIGINT-sized integer
+    order: str  # ORDER BY list: the key, text keys in codepoint order
+    fetched: tuple[str, ...] = ()  # columns compared in Python
+    scope_column: str | None = None  # quoted cursor column
+    extra: str = ""  # " AND (additional_where)", ``%`` doubled
+
+
+class SqlDigestSide(ABC):
+    """:class:`src.core.row_compare.DigestSide` over SQL, for any DB-API connection."""
+
+    def __init__(self, sql: DigestSql, plan: DigestPlan) -> None:
+        self.sql = sql
+        self.plan = plan
+
+    @abstractmethod
+    def fetch_one(self, sql: str, params: Sequence[Any]) -> tuple[Any, ...]:
+        """The first row of a statement."""
+
+    @abstractmethod
+    def lookup(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Every row of a small result, on a second connection: a stream may be open."""
+
+    @abstractmethod
+    def stream(self, sql: str, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        """The rows of a large result, without holding them all."""
+
+    def plain(self, value: Any) -> Any:
+        """A key value as Python compares it (drivers differ: bytea as memoryview)."""
+        return bytes(value) if isinstance(value, memoryview) else value
+
+    # ---------------------------------------------------------------- SQL
+    def _scope(self) -> tuple[str, list[Any]]:
+        scope = self.plan.scope
+        if self.sql.scope_column is None:
+            return "1=1", []
+        return f"{self.sql.scope_column} {scope.operator} %s", [scope.bound]
+
+    def _where(self, rng: Range) -> tuple[str, list[Any]]:
+        sql, params = self._scope()
+        if rng.lo is not None:
+            sql, params = f"{sql} AND {self.sql.keys[0]} >= %s", [*params, rng.lo]
+        if rng.hi is not None:
+            sql, params = f"{sql} AND {self.sql.keys[0]} < %s", [*params, rng.hi]
+        return sql + self.sql.extra, params
+
+    def _key(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        return comparable_key([self.plain(v) for v in values])
+
+    # ----------------------------------------------------------- protocol
+    def row_count(self) -> int:
+        """The rows in scope (the counts-only comparison)."""
+        where, params = self._where(Range())
+        return int(
+            self.fetch_one(f"SELECT COUNT(*) FROM {self.sql.table} WHERE {where}", params)[0]
+        )
+
+    def key_bounds(self) -> tuple[Any, Any]:
+        """MIN and MAX of the first key column among the rows in scope."""
+        where, params = self._where(Range())
+        k = self.sql.keys[0]
+        sql = f"SELECT MIN({k}), MAX({k}) FROM {self.sql.table} WHERE {where}"
+        lo, hi = self.fetch_one(sql, params)
+        return self._key((lo, hi))
+
+    def checksum(self, rng: Range) -> tuple[int, int]:
+        """``(COUNT(*), SUM(row hash))`` of the rows in scope in ``rng``."""
+        where, params = self._where(rng)
+        sql = f"SELECT COUNT(*), SUM({self.sql.hash_sql}) FROM {self.sql.table} WHERE {where}"
+        count, total = self.fetch_one(sql, params)
+        return int(count), int(total or 0)
+
+    def digests(self, rng: Range) -> Iterator[RowDigest]:
+        """The rows in scope in ``rng``, ordered by key, streamed."""
+        where, params = self._where(rng)
+        cols = ", ".join([*self.sql.keys, self.sql.hash_sql, *self.sql.fetched])
+        sql = f"SELECT {cols} FROM {self.sql.table} WHERE {where} ORDER BY {self.sql.order}"
+        width = len(self.sql.keys)
+        for row in self.stream(sql, params):
+            yield RowDigest(self._key(row[:width]), int(row[width]), tuple(row[width + 1 :]))
+
+    def present(self, keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], bool]:
+        """Which of ``keys`` exist at all: key → whether its cursor is in scope."""
+        scope, scope_params = self._scope()
+        match = "(" + " AND ".join(f"{k} = %s" for k in self.sql.keys) + ")"
+        found: dict[tuple[Any, ...], bool] = {}
+        for start in range(0, len(keys), _LOOKUP_BATCH):
+            batch = keys[start : start + _LOOKUP_BATCH]
+            sql = (
+                f"SELECT {', '.join(self.sql.keys)}, CASE WHEN {scope} THEN 1 ELSE 0 END "
+                f"FROM {self.sql.table} WHERE ({' OR '.join([match] * len(batch))})"
+                f"{self.sql.extra}"
+            )
+            params = [*scope_params, *(v for key in batch for v in key)]
+            for row in self.lookup(sql, params):
+                found[self._key(row[:-1])] = bool(row[-1])
+        return found

@@ -1,0 +1,148 @@
+"""What ``verify`` compares, shared by its MySQL side and its target side.
+
+Both databases compute, in SQL, the same text for a row and the same 60-bit
+integer from its MD5 (the form data-diff and pt-table-checksum use): a
+segment of the key range is equal when the two sides agree on ``COUNT(*)``
+and ``SUM(row hash)``. The MySQL side lives in :mod:`src.backup.source_digest`,
+the target side in :mod:`src.load.target_digest`; both build their row text
+from a :class:`DigestPlan` so they hash the same columns in the same order.
+
+The row text: every compared column as ``'v' || <normalised text>``, or ``'n'``
+for NULL, joined with :data:`SEPARATOR`. The normalisation per column kind is
+documented in docs/verify.md.
+"""
+
+from __future__ import annotations
+
+import decimal
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from src.core.table_schema import ColumnSpec, TypePolicy
+
+SEPARATOR = "|"
+NULL_MARK = "n"
+VALUE_MARK = "v"
+# MD5 is 32 hex digits; the last 15 (60 bits) fit a signed BIGINT on every side.
+HASH_HEX_DIGITS = 15
+HASH_FROM = 32 - HASH_HEX_DIGITS + 1  # SUBSTRING start, 1-based
+FLOAT_DIGITS = 12  # FLOAT/DOUBLE are compared at 12 significant digits
+# A value longer than Redshift's 65535-byte VARCHAR is truncated by the backup under
+# ``oversize_text: truncate``: such a column is compared on its first 16383 characters
+# (16383 × 4 bytes fit in the 65535 kept), the same on both sides.
+TRUNCATED_COMPARE_CHARS = 16383
+_VARCHAR_LIMIT_BYTES = 65535
+# Key kinds whose order is the same in MySQL, PostgreSQL, Redshift and Python, and
+# whose range can be split by arithmetic: the key range is bisected on them.
+BISECT_KINDS = frozenset({"integer", "unsigned_bigint"})
+
+
+def exact_value(value: Any) -> Any:
+    """An integral decimal (BIGINT UNSIGNED, NUMERIC(20,0)) as an int; others unchanged."""
+    if not isinstance(value, decimal.Decimal):
+        return value
+    return int(value) if value == value.to_integral_value() else value
+
+
+def comparable_key(values: Sequence[Any]) -> tuple[Any, ...]:
+    """A key as both sides' drivers return it, made comparable (Decimal 5 == int 5)."""
+    return tuple(exact_value(v) for v in values)
+
+
+def canonical_json(text: str | None) -> str | None:
+    """JSON text in one canonical form (keys sorted, no spaces); the text itself if not JSON."""
+    if text is None:
+        return None
+    try:
+        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        return text
+
+
+def compared_prefix(col: ColumnSpec, policy: TypePolicy) -> int | None:
+    """How many leading characters of a text column are compared; None: all of it."""
+    if col.kind != "string" or policy.oversize_text != "truncate":
+        return None
+    if col.max_value_bytes is not None and col.max_value_bytes <= _VARCHAR_LIMIT_BYTES:
+        return None
+    return TRUNCATED_COMPARE_CHARS
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which rows are in sync by now: the cursor strictly below (or at) a bound.
+
+    ``column`` is the MySQL cursor column; ``None`` compares every row
+    (full_sync). ``inclusive`` is for an id cursor (``id <= last_id``).
+    """
+
+    column: ColumnSpec | None = None
+    bound: Any = None
+    inclusive: bool = False
+
+    @property
+    def operator(self) -> str:
+        """The SQL comparison of the cursor with the bound."""
+        return "<=" if self.inclusive else "<"
+
+
+@dataclass(frozen=True)
+class DigestPlan:
+    """The columns one table's comparison hashes, and its key.
+
+    ``hashed`` are hashed in SQL on both sides; ``fetched`` (JSON on a
+    PostgreSQL JSONB target, whose text JSONB rewrites) are fetched and
+    compared in Python as canonical JSON, which makes every segment a leaf.
+    """
+
+    key: tuple[ColumnSpec, ...]
+    hashed: tuple[ColumnSpec, ...]
+    fetched: tuple[ColumnSpec, ...] = ()
+    scope: Scope = field(default_factory=Scope)
+    policy: TypePolicy = field(default_factory=TypePolicy)
+
+    @property
+    def bisectable(self) -> bool:
+        """Whether the key range can be split into segments by arithmetic."""
+        return bool(self.key) and self.key[0].kind in BISECT_KINDS and not self.fetched
+
+
+@dataclass(frozen=True)
+class Range:
+    """Rows whose first key column lies in ``[lo, hi)``; ``None`` bounds are open."""
+
+    lo: int | None = None
+    hi: int | None = None
+
+    def split(self, parts: int) -> list[Range]:
+        """Up to ``parts`` adjacent sub-ranges covering this one (bounds must be set)."""
+        assert self.lo is not None and self.hi is not None
+        size = max(1, -(-(self.hi - self.lo) // parts))
+        return [Range(lo, min(lo + size, self.hi)) for lo in range(self.lo, self.hi, size)]
+
+
+@dataclass(frozen=True)
+class RowDigest:
+    """One row as a side returns it: its key, its hash, and the Python-compared values."""
+
+    key: tuple[Any, ...]
+    hash: int
+    fetched: tuple[Any, ...] = ()
+
+
+class DigestSide(Protocol):
+    """One database's half of a comparison (each side holds its own connection)."""
+
+    def key_bounds(self) -> tuple[Any, Any]:
+        """MIN and MAX of the first key column among the rows in scope."""
+
+    def checksum(self, rng: Range) -> tuple[int, int]:
+        """``(COUNT(*), SUM(row hash))`` of the rows in scope in ``rng``."""
+
+    def digests(self, rng: Range) -> Iterator[RowDigest]:
+        """Every row in scope in ``rng``, ordered by key (codepoint order for text)."""
+
+    def present(self, keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], bool]:
+        """Which of ``keys`` exist at all (in scope or not): key → in scope."""
