@@ -33,6 +33,15 @@ from src.cli.context import AppContext, emit_json, info, pass_app, pipeline_opti
     show_default=True,
     help="Rows per side fetched at once when a segment differs.",
 )
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Mend what differs: re-extract missing/different rows by key, delete extra ones.",
+)
+@click.option("--dry-run", is_flag=True, help="With --repair: print what it would do.")
+@click.option(
+    "--force", is_flag=True, help="With --repair: delete past the max_delete_fraction guard."
+)
 @pass_app
 def verify(
     ctx: AppContext,
@@ -44,22 +53,35 @@ def verify(
     columns: str | None,
     grace: float,
     max_rows_in_memory: int,
+    repair: bool,
+    dry_run: bool,
+    force: bool,
 ) -> int:
     """Compare target and source row by row; exit 0 when equal, 4 when any table differs.
 
     Segments of the primary key are checksummed on both sides at once; where
     they differ the rows are fetched and the keys missing in the target,
     extra in the target (deleted at the source) and different are listed.
-    Only rows at or below each table's watermark are compared. Changes nothing.
+    Only rows below each table's watermark are compared. Changes nothing,
+    unless --repair: then missing and different rows are re-extracted by key
+    and loaded by the normal load, and extra rows are deleted (delete_mode:
+    soft marks them in _deleted_at) in the same transaction; more than the
+    table's max_delete_fraction (default 0.05) needs --force.
     """
+    from src.errors import ConfigError
     from src.pipeline.run_report import write_report
     from src.pipeline.verify import VerifyOptions, run_verify
+    from src.pipeline.verify_repair import RepairRequest
+
+    if (dry_run or force) and not repair:
+        raise ConfigError("--dry-run and --force go with --repair")
 
     options = VerifyOptions(
         keys_only=keys_only,
         columns=tuple(c.strip() for c in (columns or "").split(",") if c.strip()),
         grace_seconds=grace,
         leaf_rows=max_rows_in_memory,
+        repair=RepairRequest(dry_run=dry_run, force=force) if repair else None,
     )
     report = run_verify(ctx.config(), pipeline, list(tables), options)
     data = report.model_dump(mode="json")
@@ -99,6 +121,15 @@ def _render(data: dict[str, Any]) -> None:
                 shown = ", ".join(str(k) for k in keys)
                 more = " …" if t[kind]["count"] > len(keys) else ""
                 click.echo(f"{name}: {kind.replace('_', ' ')}: {shown}{more}")
+        repair = t["repair"]
+        if repair:
+            verb = "would re-extract" if repair["dry_run"] else "re-extracted"
+            click.echo(
+                f"{name}: repair {verb} {repair['rows_reextracted']} rows, deleted "
+                f"{repair['rows_deleted']}, marked {repair['rows_marked_deleted']} deleted"
+            )
+            if repair["refused"]:
+                info(f"{name}: {repair['refused']}")
         for note in t["notes"]:
             info(f"{name}: {note}")
         if t["error"]:

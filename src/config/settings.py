@@ -193,6 +193,13 @@ class TableConfig(_Frozen):
     oversize_text: Literal["error", "truncate"] = "error"
     zero_dates: Literal["null", "error"] = "null"
     nul_chars: Literal["strip", "error"] = "strip"
+    # Reconciliation (verify): how a row deleted at the source leaves the target,
+    # how much of a table one repair may delete, and what each sync checks.
+    delete_mode: Literal["hard", "soft"] = "hard"
+    max_delete_fraction: float = Field(0.05, ge=0, le=1)
+    verify_after_load: Literal["none", "counts", "checksum"] = "counts"
+    verify_after_load_fails: bool = False
+    detect_deletes: bool = False
     processing: ProcessingConfig = ProcessingConfig()
 
     @field_validator("cdc_strategy", mode="before")

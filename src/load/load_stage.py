@@ -30,6 +30,7 @@ from src.core.stage import Stage
 from src.core.table_run import TableRun
 from src.core.table_schema import TableSchema
 from src.errors import DataError, LoadError, StageError, first_line, is_transient
+from src.load.deletions import Deletions
 from src.load.ledger import Ledger
 from src.load.merge import TableWriter
 from src.load.schema_drift import drift_changes
@@ -62,6 +63,7 @@ class LoadResult:
     files: int = 0
     repaired_files: int = 0
     superseded_files: int = 0
+    deleted_rows: int = 0  # rows deleted or marked (verify --repair, --detect-deletes)
     seconds: float = 0.0
 
 
@@ -76,8 +78,10 @@ class TableLoad:
         run: TableRun,
         dialect: TargetDialect,
         connect: Connect | None = None,
+        deletions: Deletions | None = None,
     ) -> None:
         self.run_context = run
+        self.deletions = deletions
         self.app = run.app
         self.pipeline = run.pipeline
         self.table_name = run.table
@@ -118,7 +122,7 @@ class TableLoad:
                 self.ledger.ensure(conn)
                 self._repair_from_ledger(conn, wm, result)
                 pending = list(wm.backup_s3_files)
-                if pending:
+                if pending or self.deletions:
                     self._load(conn, wm, pending, result)
         except BaseException as exc:
             wm = self.watermarks.read()
@@ -195,7 +199,7 @@ class TableLoad:
             before_sleep=lambda state: _retried(conn, state),
             reraise=True,
         )
-        rows = retrying(self._transaction, conn, wm, groups, superseded)
+        rows = retrying(self._transaction, conn, wm, groups, superseded, result)
         fault_point("after_load_commit")
         _mark_processed(wm, [r.uri for r in refs] + superseded)
         state = wm.redshift_state
@@ -240,6 +244,7 @@ class TableLoad:
         wm: Watermark,
         groups: list[tuple[TableSchema, list[StagedFileRef]]],
         superseded: list[str],
+        result: LoadResult,
     ) -> int:
         total = 0
         with conn.cursor() as cur:
@@ -247,6 +252,10 @@ class TableLoad:
                 for n, (schema, files) in enumerate(groups):
                     target_cols = self._target_columns(cur)
                     total += self.writer.write(cur, schema, files, target_cols, n)
+                if self.deletions is not None:
+                    result.deleted_rows = self.deletions.apply(
+                        cur, self.target_schema, self.target_table
+                    )
                 fault_point("before_ledger_insert")
                 loaded = [(f.uri, f.rows) for _, files in groups for f in files]
                 loaded += [(uri, 0) for uri in superseded]  # recorded, never loaded
@@ -278,6 +287,13 @@ class TableLoad:
             with conn.cursor() as cur:
                 for schema in schemas:
                     for statement in self.ddl_changes(cur, schema):
+                        log.info("target DDL", table=self.target_table, sql=statement)
+                        cur.execute(statement)
+                if self.deletions is not None:
+                    have = set(self._target_columns(cur))
+                    for statement in self.deletions.ddl(
+                        self.target_schema, self.target_table, have
+                    ):
                         log.info("target DDL", table=self.target_table, sql=statement)
                         cur.execute(statement)
         except (LoadError, DataError):

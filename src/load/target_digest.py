@@ -21,6 +21,7 @@ from src.core.row_compare import (
     compared_prefix,
 )
 from src.core.table_schema import ColumnSpec, TypePolicy
+from src.load.deletions import DELETED_AT_COLUMN
 from src.load.targets.base import TargetDialect
 from src.utils.naming import quote_pg, quote_pg_table
 
@@ -71,7 +72,9 @@ class TargetDigest(SqlDigestSide):
         schema: str,
         table: str,
         plan: DigestPlan,
+        soft_deleted: bool = False,
     ) -> None:
+        """``soft_deleted``: leave out rows stamped in ``_deleted_at`` (delete_mode: soft)."""
         parts = [
             f"COALESCE('{VALUE_MARK}' || {target_text(c, dialect, plan.policy)}, '{NULL_MARK}')"
             for c in plan.hashed
@@ -89,6 +92,7 @@ class TargetDigest(SqlDigestSide):
             ),
             fetched=tuple(f"CAST({quote_pg(c.target_name)} AS VARCHAR)" for c in plan.fetched),
             scope_column=quote_pg(scope.target_name) if scope else None,
+            extra=f" AND {quote_pg(DELETED_AT_COLUMN)} IS NULL" if soft_deleted else "",
         )
         super().__init__(sql, plan)
         self.conn, self.lookup_conn = conns

@@ -27,10 +27,12 @@ from src.core.simple_watermark_manager import Watermark
 from src.core.table_run import open_table_run
 from src.core.table_schema import ColumnSpec
 from src.errors import BackupError, ConfigError
+from src.load.deletions import DELETED_AT_COLUMN
 from src.load.load_stage import Connect
 from src.load.target_digest import TargetDigest
 from src.pipeline.sync_runner import make_dialect
 from src.pipeline.verify_compare import CompareSettings, KeyTally, TableComparer
+from src.pipeline.verify_repair import KeySpool, RepairRequest, repair_table
 from src.pipeline.verify_report import KeyList, TableVerification, VerifyReport
 from src.utils.logging_setup import get_logger
 from src.utils.naming import IDENTIFIER_LIMITS, new_execution_id, target_table_name
@@ -46,6 +48,7 @@ class VerifyOptions:
     columns: tuple[str, ...] = ()  # source column names; empty: every column
     grace_seconds: float = 0.0
     leaf_rows: int = 10_000  # --max-rows-in-memory
+    repair: RepairRequest | None = None  # --repair [--dry-run] [--force]
 
 
 def run_verify(
@@ -137,7 +140,12 @@ def _verify(
         source = MySQLDigest((mysql[0], mysql[1]), strategy.schema, plan, cfg.additional_where)
         dialect = make_dialect(app, pipeline)
         target = TargetDigest(
-            (targets[0], targets[1]), dialect, target_cfg.schema_, target_table, plan
+            (targets[0], targets[1]),
+            dialect,
+            target_cfg.schema_,
+            target_table,
+            plan,
+            soft_deleted=DELETED_AT_COLUMN in present,
         )
         result = TableVerification(
             status="equal",
@@ -153,7 +161,13 @@ def _verify(
                 result.status = "different"
             return result
         settings = CompareSettings(leaf_rows=options.leaf_rows)
-        comparison = TableComparer(source, target, plan, settings).run(_estimate(mysql[0], run))
+        spool = KeySpool(plan.key) if options.repair else None
+        if spool is not None:
+            stack.callback(spool.close)
+        comparer = TableComparer(
+            source, target, plan, settings, on_keys=spool.add if spool else None
+        )
+        comparison = comparer.run(_estimate(mysql[0], run))
         key_names = [c.name for c in plan.key]
         result.method = "checksum" if plan.bisectable else "stream"
         result.source_rows, result.target_rows = comparison.source_rows, comparison.target_rows
@@ -164,6 +178,15 @@ def _verify(
         result.segments_compared = comparison.segments
         result.rows_fetched = comparison.rows_fetched
         result.status = "equal" if comparison.equal else "different"
+        if spool is not None and options.repair is not None and not comparison.equal:
+            if cfg.cdc_strategy == "full_sync" and cfg.full_sync_mode == "replace":
+                result.notes.append("full_sync replace: the next sync reloads the whole table")
+                return result
+            result.repair = repair_table(
+                run, strategy, comparison, spool, dialect, connect, options.repair
+            )
+            if not result.repair.dry_run and result.repair.refused is None:
+                result.status = "repaired"
         return result
 
 

@@ -8,9 +8,9 @@ from pydantic import BaseModel, Field
 
 from src.errors import PartialFailure
 
-TableStatus = Literal["equal", "different", "not_ready", "skipped", "failed"]
+TableStatus = Literal["equal", "different", "repaired", "not_ready", "skipped", "failed"]
 # What each table status contributes to the exit code (failed: its error's code).
-_STATUS_CODES = {"equal": 0, "skipped": 0, "different": 4, "not_ready": 4}
+_STATUS_CODES = {"equal": 0, "repaired": 0, "skipped": 0, "different": 4, "not_ready": 4}
 
 
 class KeyList(BaseModel):

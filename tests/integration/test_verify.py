@@ -192,3 +192,67 @@ def test_not_synced_and_unknown_table(
     unknown = project.cli("verify", "-p", "p", "-t", "nope.nope")
     assert unknown.returncode == 1
     assert unknown.stderr.count("Error:") == 1
+
+
+def rows_of(project: Project, mysql_db: MySQLDatabase, pg: PgSchema) -> tuple[list, list]:
+    """Both tables, read independently of verify (Python values, sorted by id)."""
+    cols = "id, note, amount, weight, updated_at"
+    source = [tuple(r) for r in mysql_db.execute(f"SELECT {cols} FROM parcels ORDER BY id")]
+    target = [tuple(r) for r in pg.execute(f"SELECT {cols} FROM parcels ORDER BY id")]
+    return source, target
+
+
+def test_repair_makes_the_target_equal(
+    synced: tuple[Project, str], mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    project, table = synced
+    damage(mysql_db)
+    code, report = verify(project, "--repair", "--dry-run")
+    repair = report["tables"][table]["repair"]
+    assert code == 4 and repair["dry_run"]
+    assert (repair["rows_reextracted"], repair["rows_deleted"]) == (4, 3)
+    assert pg.execute("SELECT COUNT(*) FROM parcels")[0][0] == 3000  # nothing changed
+    code, report = verify(project, "--repair")
+    result = report["tables"][table]
+    assert (code, result["status"]) == (0, "repaired"), result
+    assert result["repair"]["rows_reextracted"] == 4
+    assert result["repair"]["rows_deleted"] == 3
+    assert result["repair"]["files_staged"] == 1
+    loaded = pg.execute("SELECT COUNT(*) FROM s3_backup_load_ledger")[0][0]
+    assert loaded >= 2  # the repair's file went through the ledger like any load
+    code, report = verify(project)
+    assert code == 0, report
+    sync(project, table)  # the rows changed after the first sync
+    source, target = rows_of(project, mysql_db, pg)
+    assert source == target
+
+
+def test_repair_deletion_guard_and_force(
+    synced: tuple[Project, str], mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    project, table = synced
+    mysql_db.execute("DELETE FROM parcels WHERE id BETWEEN 1001 AND 1200")  # 6.7 % > 5 %
+    code, report = verify(project, "--repair")
+    result = report["tables"][table]
+    assert (code, result["status"]) == (4, "different")
+    assert "max_delete_fraction" in result["repair"]["refused"]
+    assert result["repair"]["rows_deleted"] == 0
+    assert pg.execute("SELECT COUNT(*) FROM parcels")[0][0] == 3000
+    code, report = verify(project, "--repair", "--force")
+    assert (code, report["tables"][table]["repair"]["rows_deleted"]) == (0, 200)
+    assert pg.execute("SELECT COUNT(*) FROM parcels")[0][0] == 2800
+
+
+def test_soft_delete_marks_rows(tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema) -> None:
+    table = parcels(mysql_db, 100)
+    cfg = HYBRID | {"delete_mode": "soft"}
+    project = make_project(tmp_path, mysql_db, {table: cfg}, pg=pg)
+    sync(project, table)
+    mysql_db.execute("DELETE FROM parcels WHERE id IN (3, 4)")
+    code, report = verify(project, "--repair")
+    assert code == 0, report
+    assert report["tables"][table]["repair"]["rows_marked_deleted"] == 2
+    marked = pg.execute("SELECT id FROM parcels WHERE _deleted_at IS NOT NULL ORDER BY id")
+    assert [r[0] for r in marked] == [3, 4]
+    code, report = verify(project)
+    assert code == 0, report  # marked rows are not extra any more
