@@ -77,6 +77,19 @@ _GETDATE_SQL = (
     "CREATE FUNCTION {schema}.getdate() RETURNS timestamp LANGUAGE sql STABLE AS "
     "$$SELECT date_trunc('second', statement_timestamp() AT TIME ZONE 'UTC')$$"
 )
+# Redshift's STRTOL(text, base) (https://docs.aws.amazon.com/redshift/latest/dg/r_STRTOL.html),
+# for the base 16 verify uses, and FROM_VARBYTE(varbyte, format)
+# (https://docs.aws.amazon.com/redshift/latest/dg/r_FROM_VARBYTE.html); PostgreSQL has neither.
+_STRTOL_SQL = (
+    "CREATE FUNCTION {schema}.strtol(text, integer) RETURNS bigint LANGUAGE sql IMMUTABLE AS "
+    "$$SELECT CASE WHEN $2 = 16 THEN ('x' || lpad($1, 16, '0'))::bit(64)::bigint "
+    "ELSE 1 / 0 END$$"
+)
+_FROM_VARBYTE_SQL = (
+    "CREATE FUNCTION {schema}.from_varbyte(bytea, text) RETURNS text LANGUAGE sql IMMUTABLE "
+    "AS $$SELECT encode($1, $2)$$"
+)
+_FUNCTIONS = {"getdate": _GETDATE_SQL, "strtol": _STRTOL_SQL, "from_varbyte": _FROM_VARBYTE_SQL}
 
 
 class RedshiftDoubleCursor:
@@ -178,24 +191,29 @@ class RedshiftDouble:
         self._setup()
 
     def _setup(self) -> None:
-        """Session defaults of a Redshift connection: UTC, search_path, GETDATE()."""
+        """Session defaults of a Redshift connection: UTC, search_path, Redshift functions."""
         with self._pg.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
             cur.execute(f"SET search_path TO {quote_ident(self.schema)}")
             cur.execute(
-                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s), EXISTS (SELECT 1"
-                " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-                " WHERE n.nspname = %s AND p.proname = 'getdate')",
-                (self.schema, self.schema),
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)", (self.schema,)
             )
-            schema_exists, has_getdate = cur.fetchone()
-            if schema_exists and not has_getdate:
+            (schema_exists,) = cur.fetchone()
+            cur.execute(
+                "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE n.nspname = %s",
+                (self.schema,),
+            )
+            have = {row[0] for row in cur.fetchall()}
+            for name, create in _FUNCTIONS.items():
+                if not schema_exists or name in have:
+                    continue
                 try:
-                    cur.execute("SAVEPOINT getdate" if not self._pg.autocommit else "SELECT 1")
-                    cur.execute(_GETDATE_SQL.format(schema=quote_ident(self.schema)))
+                    cur.execute("SAVEPOINT fn" if not self._pg.autocommit else "SELECT 1")
+                    cur.execute(create.format(schema=quote_ident(self.schema)))
                 except psycopg2.Error:  # created concurrently by another double
                     if not self._pg.autocommit:
-                        cur.execute("ROLLBACK TO SAVEPOINT getdate")
+                        cur.execute("ROLLBACK TO SAVEPOINT fn")
         if not self._pg.autocommit:
             self._pg.commit()
 

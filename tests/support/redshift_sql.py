@@ -177,6 +177,15 @@ def check_postgres_only(toks: list[Token]) -> None:
         raise RedshiftError("CREATE INDEX is not supported by Redshift")
     if any(w.startswith("pg_advisory") for w in words):
         raise RedshiftError("function pg_advisory_* does not exist in Redshift")
+    for before, tok in itertools.pairwise(toks):
+        # BIT / BIT VARYING are unsupported PostgreSQL types:
+        # https://docs.aws.amazon.com/redshift/latest/dg/c_unsupported-postgresql-datatypes.html
+        if tok.is_word("bit") and (before.is_punct(":") or before.is_word("as")):
+            raise RedshiftError('type "bit" is not supported by Redshift')
+        # COLLATE takes case_sensitive / case_insensitive, never a PostgreSQL collation:
+        # https://docs.aws.amazon.com/redshift/latest/dg/r_COLLATE.html
+        if before.is_word("collate") and tok.kind == "qident":
+            raise RedshiftError(f'collation "{tok.value}" does not exist in Redshift')
 
 
 # --------------------------------------------------------------------------- COPY
