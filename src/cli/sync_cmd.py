@@ -47,6 +47,12 @@ def sync_group() -> None:
     show_default=True,
     help="MySQL reader (auto = connectorx when it can carry the table).",
 )
+@click.option(
+    "--detect-deletes",
+    is_flag=True,
+    help="After the load, compare keys and delete target rows gone from MySQL "
+    "(max_delete_fraction guard).",
+)
 @pass_app
 def sync_pipeline(
     ctx: AppContext,
@@ -61,6 +67,7 @@ def sync_pipeline(
     json_output: str | None,
     s3_completion_bucket: str | None,
     reader: str,
+    detect_deletes: bool,
 ) -> int:
     """Copy tables of PIPELINE from MySQL through the stage into the target.
 
@@ -80,6 +87,7 @@ def sync_pipeline(
         max_chunks=max_chunks,
         reader=reader,
         parallel=parallel,
+        detect_deletes=detect_deletes,
     )
     if dry_run:
         return _dry_run(ctx, pipeline, list(tables), options, json_output)

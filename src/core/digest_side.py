@@ -55,10 +55,11 @@ class SqlDigestSide(ABC):
 
     # ---------------------------------------------------------------- SQL
     def _scope(self) -> tuple[str, list[Any]]:
-        scope = self.plan.scope
-        if self.sql.scope_column is None:
+        conditions = self.plan.scope.conditions()
+        if self.sql.scope_column is None or not conditions:
             return "1=1", []
-        return f"{self.sql.scope_column} {scope.operator} %s", [scope.bound]
+        sql = " AND ".join(f"{self.sql.scope_column} {op} %s" for op, _ in conditions)
+        return f"({sql})", [value for _, value in conditions]
 
     def _where(self, rng: Range) -> tuple[str, list[Any]]:
         sql, params = self._scope()

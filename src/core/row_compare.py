@@ -72,20 +72,28 @@ def compared_prefix(col: ColumnSpec, policy: TypePolicy) -> int | None:
 
 @dataclass(frozen=True)
 class Scope:
-    """Which rows are in sync by now: the cursor strictly below (or at) a bound.
+    """Which rows are compared: the cursor strictly below (or at) a bound, from a lower one.
 
     ``column`` is the MySQL cursor column; ``None`` compares every row
-    (full_sync). ``inclusive`` is for an id cursor (``id <= last_id``).
+    (full_sync). ``inclusive`` is for an id cursor (``id <= last_id``);
+    ``lower`` (the window of one sync: ``ts >= before`` or ``id > before``)
+    is optional.
     """
 
     column: ColumnSpec | None = None
     bound: Any = None
     inclusive: bool = False
+    lower: Any = None
+    lower_inclusive: bool = True
 
-    @property
-    def operator(self) -> str:
-        """The SQL comparison of the cursor with the bound."""
-        return "<=" if self.inclusive else "<"
+    def conditions(self) -> list[tuple[str, Any]]:
+        """``(operator, value)`` pairs the cursor must satisfy."""
+        if self.column is None:
+            return []
+        found = [("<=" if self.inclusive else "<", self.bound)]
+        if self.lower is not None:
+            found.append((">=" if self.lower_inclusive else ">", self.lower))
+        return found
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from src.config.settings import AppConfig
 from src.core.connection_registry import get_pipeline, get_table
 from src.core.table_run import open_table_run
 from src.load.load_stage import TableLoad
-from src.pipeline.sync_runner import SyncOptions, make_dialect
+from src.load.targets import make_dialect
+from src.pipeline.sync_runner import SyncOptions
 from src.utils.naming import new_execution_id
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from src.config.settings import AppConfig, PipelineConfig, StageConfig
 from src.core.s3_stage import S3Stage
 from src.pipeline.sync_runner import SyncRun, TableOutcome
+from src.pipeline.verify_report import TableVerification
 from src.utils.atomic import atomic_write
 from src.utils.naming import key_part
 
@@ -58,6 +59,13 @@ class TableResult(_Strict):
     files_superseded: int = Field(
         0, ge=0, description="full_sync replace: older snapshots recorded without loading"
     )
+    verification: TableVerification | None = Field(
+        None, description="verify_after_load: the rows just loaded, compared (counts/checksum)"
+    )
+    deletes: TableVerification | None = Field(
+        None, description="--detect-deletes / detect_deletes: keys compared, extra rows removed"
+    )
+    warnings: list[str] = Field(default_factory=list)
     error_type: str | None
     error_message: str | None
 
@@ -121,6 +129,9 @@ def _table_result(outcome: TableOutcome) -> TableResult:
         texts_truncated=backup.truncated if backup else 0,
         files_repaired=load.repaired_files if load else 0,
         files_superseded=load.superseded_files if load else 0,
+        verification=outcome.verification,
+        deletes=outcome.deletes,
+        warnings=outcome.warnings,
         error_type=outcome.error_type,
         error_message=outcome.error_message,
     )

@@ -12,20 +12,22 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from src.backup.backup_stage import TableBackup
 from src.backup.plan import BackupOptions, BackupResult
-from src.config.settings import AppConfig, PipelineConfig
+from src.config.settings import AppConfig, PipelineConfig, TableConfig
 from src.core.connection_registry import get_pipeline, get_table
+from src.core.simple_watermark_manager import MySQLState
 from src.core.table_run import TableRun, open_table_run
 from src.errors import BackupError, ConfigError, DataError, PartialFailure
 from src.load.load_stage import Connect, LoadResult, TableLoad
-from src.load.targets.base import TargetDialect
-from src.load.targets.postgres import PostgresDialect
-from src.load.targets.redshift import RedshiftDialect
+from src.load.targets import make_dialect
 from src.utils.logging_setup import get_logger
 from src.utils.naming import new_execution_id
+
+if TYPE_CHECKING:
+    from src.pipeline.verify_report import TableVerification
 
 log = get_logger("sync")
 
@@ -40,6 +42,7 @@ class SyncOptions:
     max_chunks: int | None = None
     reader: str = "auto"
     parallel: int | None = None  # None: the pipeline's processing.max_parallel_tables
+    detect_deletes: bool = False  # also every table's detect_deletes option
 
     def backup_options(self, execution_id: str) -> BackupOptions:
         """The backup stage's share of these options."""
@@ -58,6 +61,9 @@ class TableOutcome:
     watermark_after: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     completed_at: str = ""
+    verification: TableVerification | None = None  # verify_after_load
+    deletes: TableVerification | None = None  # --detect-deletes
+    warnings: list[str] = field(default_factory=list)
     error_type: str | None = None
     error_message: str | None = None
     exit_code: int = 0
@@ -135,14 +141,6 @@ def run_sync(
     return run
 
 
-def make_dialect(app: AppConfig, pipeline: PipelineConfig) -> TargetDialect:
-    """The target's dialect (Redshift with the redshift_keys.json entries)."""
-    target = app.targets[pipeline.target]
-    if target.type == "postgres":
-        return PostgresDialect()
-    return RedshiftDialect(target, app.stage_for(pipeline)[1], app.redshift_keys)
-
-
 def _run_table(
     app: AppConfig,
     pipeline: PipelineConfig,
@@ -158,6 +156,7 @@ def _run_table(
         run = open_table_run(app, pipeline, table, execution_id)
         with run.lock:
             outcome.watermark_before = _position(run)
+            before = run.watermarks.read().mysql_state.model_copy()
             stored = run.watermarks.exists()
             load = None
             if not options.backup_only or not stored:
@@ -171,6 +170,7 @@ def _run_table(
                 outcome.backup = backup.run()
             if not options.backup_only and load is not None:
                 outcome.load = load.run()
+                _after_load(run, options, before, outcome, connect)
             outcome.watermark_after = _position(run)
     except BackupError as exc:
         outcome.status, outcome.exit_code = "failed", exc.exit_code
@@ -183,6 +183,62 @@ def _run_table(
     outcome.seconds = time.perf_counter() - begin
     outcome.completed_at = dt.datetime.now(dt.UTC).isoformat()
     return outcome
+
+
+def _after_load(
+    run: TableRun,
+    options: SyncOptions,
+    before: MySQLState,
+    outcome: TableOutcome,
+    connect: Connect | None,
+) -> None:
+    """verify_after_load on the window just loaded; then --detect-deletes (SPEC: verify)."""
+    from src.pipeline.verify import VerifyOptions, verify_table
+    from src.pipeline.verify_repair import RepairRequest
+
+    cfg, after = run.config, run.watermarks.read().mysql_state
+    moved = (before.last_timestamp, before.last_id) != (after.last_timestamp, after.last_id)
+    mode = cfg.verify_after_load
+    if mode != "none" and cfg.cdc_strategy != "custom_sql" and (moved or _whole(cfg)):
+        check = verify_table(
+            run.app,
+            run.pipeline,
+            run.table,
+            VerifyOptions(counts_only=mode == "counts"),
+            connect,
+            run=run,
+            window=(before, after),
+        )
+        outcome.verification = check
+        if check.status != "equal":
+            message = (
+                f"verify_after_load ({mode}): the rows just loaded differ: "
+                f"{check.source_rows} in MySQL, {check.target_rows} in the target"
+                + (f" ({check.error})" if check.error else "")
+            )
+            if cfg.verify_after_load_fails:
+                raise DataError(f"table {run.table}: {message}")
+            outcome.warnings.append(message)
+            log.warning(message, table=run.table)
+    if options.detect_deletes or cfg.detect_deletes:
+        outcome.deletes = verify_table(
+            run.app,
+            run.pipeline,
+            run.table,
+            VerifyOptions(keys_only=True, repair=RepairRequest(deletes_only=True)),
+            connect,
+            run=run,
+        )
+        refused = outcome.deletes.repair.refused if outcome.deletes.repair else None
+        if refused or outcome.deletes.status == "failed":
+            warning = refused or f"--detect-deletes failed: {outcome.deletes.error}"
+            outcome.warnings.append(warning)
+            log.warning(warning, table=run.table)
+
+
+def _whole(cfg: TableConfig) -> bool:
+    """full_sync reloads or pages the whole table: its window is the table."""
+    return cfg.cdc_strategy == "full_sync"
 
 
 def _refuse_lost_watermark(run: TableRun, load: TableLoad) -> None:

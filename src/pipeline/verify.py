@@ -9,31 +9,34 @@ sync are not yet expected in the target.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from src.backup.keyset import encode_key_value
 from src.backup.plan import table_strategy
-from src.backup.row_based import RowBasedBackupStrategy
 from src.backup.source_digest import MySQLDigest
 from src.config.settings import AppConfig, PipelineConfig
 from src.core.connection_registry import get_pipeline, get_table
 from src.core.connections import ConnectionManager
-from src.core.row_compare import DigestPlan, Scope
-from src.core.simple_watermark_manager import Watermark
-from src.core.table_run import open_table_run
-from src.core.table_schema import ColumnSpec
-from src.errors import BackupError, ConfigError
+from src.core.row_compare import DigestPlan
+from src.core.simple_watermark_manager import MySQLState
+from src.core.table_run import TableRun, open_table_run
+from src.errors import BackupError
 from src.load.deletions import DELETED_AT_COLUMN
 from src.load.load_stage import Connect
 from src.load.target_digest import TargetDigest
-from src.pipeline.sync_runner import make_dialect
-from src.pipeline.verify_compare import CompareSettings, KeyTally, TableComparer
+from src.load.targets import make_dialect
+from src.pipeline.verify_compare import CompareSettings, Comparison, TableComparer
+from src.pipeline.verify_plan import (
+    compared_up_to,
+    digest_plan,
+    key_list,
+    watermark_scope,
+    window_scope,
+)
 from src.pipeline.verify_repair import KeySpool, RepairRequest, repair_table
-from src.pipeline.verify_report import KeyList, TableVerification, VerifyReport
+from src.pipeline.verify_report import TableVerification, VerifyReport
 from src.utils.logging_setup import get_logger
 from src.utils.naming import IDENTIFIER_LIMITS, new_execution_id, target_table_name
 
@@ -49,6 +52,7 @@ class VerifyOptions:
     grace_seconds: float = 0.0
     leaf_rows: int = 10_000  # --max-rows-in-memory
     repair: RepairRequest | None = None  # --repair [--dry-run] [--force]
+    counts_only: bool = False  # verify_after_load: counts
 
 
 def run_verify(
@@ -76,11 +80,19 @@ def verify_table(
     table: str,
     options: VerifyOptions,
     connect: Connect | None = None,
+    *,
+    run: TableRun | None = None,
+    window: tuple[MySQLState, MySQLState] | None = None,
 ) -> TableVerification:
-    """One table's comparison; an error becomes a ``failed`` result with its exit code."""
+    """One table's comparison; an error becomes a ``failed`` result with its exit code.
+
+    ``run``: the open table run of a sync, whose lock the caller holds;
+    ``window``: compare only the rows one sync moved the watermark over
+    (its state before and after) instead of everything below the watermark.
+    """
     begin = time.perf_counter()
     try:
-        result = _verify(app, pipeline, table, options, connect)
+        result = _verify(app, pipeline, table, options, connect, run, window)
     except BackupError as exc:
         log.error("verify failed", table=table, error=str(exc))
         result = TableVerification(status="failed", error=str(exc), exit_code=exc.exit_code)
@@ -99,12 +111,15 @@ def _verify(
     table: str,
     options: VerifyOptions,
     connect: Connect | None,
+    run: TableRun | None,
+    window: tuple[MySQLState, MySQLState] | None,
 ) -> TableVerification:
     cfg = pipeline.tables[table]
     if cfg.cdc_strategy == "custom_sql":
         note = "custom_sql: the query defines the rows, so there is no source table to compare"
         return TableVerification(status="skipped", notes=[note])
-    run = open_table_run(app, pipeline, table, new_execution_id())
+    locked = run is not None
+    run = run or open_table_run(app, pipeline, table, new_execution_id())
     wm = run.watermarks.read()
     if wm.backup_s3_files:
         return TableVerification(
@@ -125,7 +140,10 @@ def _verify(
         mysql = [stack.enter_context(manager.mysql(pipeline.source, endpoint)) for _ in (1, 2)]
         targets = [stack.enter_context(open_target()) for _ in (1, 2)]
         strategy = table_strategy(app, pipeline, table, mysql[0])
-        scope = _scope(strategy, wm, options.grace_seconds)
+        if window is not None:
+            scope = window_scope(strategy, *window)
+        else:
+            scope = watermark_scope(strategy, wm.mysql_state, options.grace_seconds)
         if scope is None:
             return TableVerification(
                 status="not_ready", notes=["nothing has been synced yet (no watermark position)"]
@@ -136,7 +154,7 @@ def _verify(
                 status="not_ready",
                 notes=[f"the target table {target_cfg.schema_}.{target_table} does not exist yet"],
             )
-        plan, notes = _plan(strategy, scope, present, options)
+        plan, notes = digest_plan(strategy, scope, present, options.keys_only, options.columns)
         source = MySQLDigest((mysql[0], mysql[1]), strategy.schema, plan, cfg.additional_where)
         dialect = make_dialect(app, pipeline)
         target = TargetDigest(
@@ -150,111 +168,53 @@ def _verify(
         result = TableVerification(
             status="equal",
             columns_compared=[c.name for c in plan.hashed + plan.fetched],
-            compared_up_to=_compared_up_to(scope, strategy),
+            compared_up_to=compared_up_to(scope, strategy),
             notes=notes,
         )
-        if not plan.key:
+        if not plan.key or options.counts_only:
             result.method = "counts"
             result.source_rows, result.target_rows = source.row_count(), target.row_count()
-            result.notes.append("counts only: the table has no primary key to compare rows by")
+            if not plan.key:
+                result.notes.append("counts only: the table has no primary key to compare rows by")
             if result.source_rows != result.target_rows:
                 result.status = "different"
             return result
-        settings = CompareSettings(leaf_rows=options.leaf_rows)
         spool = KeySpool(plan.key) if options.repair else None
         if spool is not None:
             stack.callback(spool.close)
         comparer = TableComparer(
-            source, target, plan, settings, on_keys=spool.add if spool else None
+            source,
+            target,
+            plan,
+            CompareSettings(leaf_rows=options.leaf_rows),
+            on_keys=spool.add if spool else None,
         )
         comparison = comparer.run(_estimate(mysql[0], run))
-        key_names = [c.name for c in plan.key]
-        result.method = "checksum" if plan.bisectable else "stream"
-        result.source_rows, result.target_rows = comparison.source_rows, comparison.target_rows
-        result.missing_in_target = _keys(comparison.missing, key_names)
-        result.extra_in_target = _keys(comparison.extra, key_names)
-        result.different = _keys(comparison.different, key_names)
-        result.not_synced_yet = comparison.not_synced_yet
-        result.segments_compared = comparison.segments
-        result.rows_fetched = comparison.rows_fetched
-        result.status = "equal" if comparison.equal else "different"
-        if spool is not None and options.repair is not None and not comparison.equal:
-            if cfg.cdc_strategy == "full_sync" and cfg.full_sync_mode == "replace":
-                result.notes.append("full_sync replace: the next sync reloads the whole table")
-                return result
-            result.repair = repair_table(
-                run, strategy, comparison, spool, dialect, connect, options.repair
-            )
-            if not result.repair.dry_run and result.repair.refused is None:
-                result.status = "repaired"
+        _fill(result, comparison, plan)
+        if spool is None or options.repair is None or comparison.equal:
+            return result
+        if cfg.cdc_strategy == "full_sync" and cfg.full_sync_mode == "replace":
+            result.notes.append("full_sync replace: the next sync reloads the whole table")
+            return result
+        result.repair = repair_table(
+            run, strategy, comparison, spool, dialect, connect, options.repair, locked=locked
+        )
+        if not result.repair.dry_run and result.repair.refused is None:
+            result.status = "repaired"
         return result
 
 
-def _scope(strategy: RowBasedBackupStrategy, wm: Watermark, grace: float) -> Scope | None:
-    """The rows in sync by now; None when nothing has been synced."""
-    schema, state = strategy.schema, wm.mysql_state
-    if strategy.kind == "full_sync":
-        return Scope()
-    if strategy.ts_col is not None:
-        bound = strategy.ts_from_watermark(state.last_timestamp)
-        if bound is None:
-            return None
-        if grace:
-            step = dt.timedelta(seconds=grace)
-            bound = bound - int(grace) if isinstance(bound, int) else bound - step
-        # Strictly below: rows sharing the watermark's timestamp may be only partly synced.
-        return Scope(schema.column(strategy.ts_col), bound)
-    if state.last_id is None or strategy.id_col is None:
-        return None
-    return Scope(schema.column(strategy.id_col), state.last_id, inclusive=True)
-
-
-def _compared_up_to(scope: Scope, strategy: RowBasedBackupStrategy) -> dict[str, Any]:
-    if scope.column is None:
-        return {}
-    bound = encode_key_value(scope.bound)
-    if scope.column.name == strategy.ts_col:
-        return {"last_timestamp": bound, "inclusive": scope.inclusive}
-    return {"last_id": bound, "inclusive": scope.inclusive}
-
-
-def _plan(
-    strategy: RowBasedBackupStrategy,
-    scope: Scope,
-    present: dict[str, str],
-    options: VerifyOptions,
-) -> tuple[DigestPlan, list[str]]:
-    """The key and the columns both sides have; notes for what is left out."""
-    schema, notes = strategy.schema, []
-    key = tuple(schema.column(name) for name in strategy.primary_key)
-    missing_key = [c.name for c in key if c.target_name not in present]
-    if missing_key:
-        raise ConfigError(
-            f"table {schema.qualified_name}: key columns {missing_key} are not in the target table"
-        )
-    wanted = set(options.columns)
-    unknown = wanted - {c.name for c in schema.columns}
-    if unknown:
-        raise ConfigError(
-            f"--columns names columns {sorted(unknown)} that {schema.qualified_name} lacks"
-        )
-    columns: list[ColumnSpec] = []
-    for col in schema.columns:
-        if col.target_name not in present:
-            notes.append(f"column {col.name} is not in the target yet (not compared)")
-        elif col in key or (not options.keys_only and (not wanted or col.name in wanted)):
-            columns.append(col)
-    fetched = tuple(c for c in columns if present[c.target_name] == "jsonb")
-    if fetched:
-        notes.append(
-            "JSON columns stored as JSONB are compared as parsed JSON in Python: every row "
-            "is fetched (JSONB does not keep the text)"
-        )
-    hashed = tuple(c for c in columns if c not in fetched)
-    if scope.column is not None and scope.column.target_name not in present:
-        raise ConfigError(f"cursor column {scope.column.name} is not in the target table")
-    plan = DigestPlan(key=key, hashed=hashed, fetched=fetched, scope=scope, policy=schema.policy)
-    return plan, notes
+def _fill(result: TableVerification, comparison: Comparison, plan: DigestPlan) -> None:
+    key_names = [c.name for c in plan.key]
+    result.method = "checksum" if plan.bisectable else "stream"
+    result.source_rows, result.target_rows = comparison.source_rows, comparison.target_rows
+    result.missing_in_target = key_list(comparison.missing, key_names)
+    result.extra_in_target = key_list(comparison.extra, key_names)
+    result.different = key_list(comparison.different, key_names)
+    result.not_synced_yet = comparison.not_synced_yet
+    result.segments_compared = comparison.segments
+    result.rows_fetched = comparison.rows_fetched
+    result.status = "equal" if comparison.equal else "different"
 
 
 def _target_columns(conn: Any, schema: str, table: str) -> dict[str, str]:
@@ -270,7 +230,7 @@ def _target_columns(conn: Any, schema: str, table: str) -> dict[str, str]:
     return {str(name): str(kind).lower() for name, kind in rows}
 
 
-def _estimate(conn: Any, run: Any) -> int:
+def _estimate(conn: Any, run: TableRun) -> int:
     """information_schema's row estimate (sizes the first split of the key range)."""
     with conn.cursor() as cur:
         cur.execute(
@@ -280,12 +240,3 @@ def _estimate(conn: Any, run: Any) -> int:
         )
         row = cur.fetchone()
     return int(row[0] or 0) if row else 0
-
-
-def _keys(tally: KeyTally, names: list[str]) -> KeyList:
-    return KeyList(
-        count=tally.count,
-        keys=[
-            {n: encode_key_value(v) for n, v in zip(names, key, strict=True)} for key in tally.keys
-        ],
-    )

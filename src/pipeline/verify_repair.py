@@ -13,6 +13,7 @@ The keys found are spooled to a temporary file, not held in memory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from collections.abc import Iterator
@@ -67,6 +68,7 @@ class RepairRequest:
 
     dry_run: bool = False
     force: bool = False
+    deletes_only: bool = False
 
 
 def repair_table(
@@ -77,11 +79,17 @@ def repair_table(
     dialect: TargetDialect,
     connect: Connect | None,
     request: RepairRequest,
+    *,
+    locked: bool = False,
 ) -> RepairReport:
-    """Re-extract missing/different rows and remove extra ones, under the table's lock."""
+    """Re-extract missing/different rows and remove extra ones, under the table's lock.
+
+    ``locked``: the caller (a sync) holds the lock already. With
+    ``request.deletes_only`` (``--detect-deletes``) nothing is re-extracted.
+    """
     cfg = run.config
     report = RepairReport(dry_run=request.dry_run)
-    reload = comparison.missing.count + comparison.different.count
+    reload = 0 if request.deletes_only else comparison.missing.count + comparison.different.count
     extra = comparison.extra.count
     limit = cfg.max_delete_fraction * max(comparison.target_rows, 1)
     if extra and extra > limit and not request.force:
@@ -98,7 +106,7 @@ def repair_table(
     if not reload and not extra:
         return report
     key_names = [c.name for c in spool.key]
-    with run.lock:
+    with contextlib.nullcontext() if locked else run.lock:
         if reload:
             staged = extract_by_key(run, strategy, spool.keys("missing", "different"), key_names)
             report.rows_reextracted, report.files_staged = staged.rows, staged.files

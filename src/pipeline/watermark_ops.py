@@ -316,6 +316,6 @@ def reset_watermark(
 def table_load(app: AppConfig, handle: TableRun) -> TableLoad:
     """The load stage of a handle's table (ledger reads, clearing the target)."""
     from src.load.load_stage import TableLoad  # the target driver: only when asked
-    from src.pipeline.sync_runner import make_dialect
+    from src.load.targets import make_dialect
 
     return TableLoad(handle, make_dialect(app, handle.pipeline))

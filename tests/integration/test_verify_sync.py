@@ -1,0 +1,89 @@
+"""What every sync checks (verify_after_load) and --detect-deletes, in the run report (#11)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from tests.integration.test_verify import HYBRID, parcels
+from tests.support.databases import MySQLDatabase, PgSchema
+from tests.support.pipelines import ROOT, Project, make_project
+
+SCHEMA = json.loads((ROOT / "docs" / "run_report.schema.json").read_text())
+
+
+def sync(project: Project, *extra: str) -> tuple[int, dict[str, Any]]:
+    result = project.cli("sync", "pipeline", "-p", "p", "--json-output", "-", *extra)
+    report = json.loads(result.stdout)
+    jsonschema.validate(report, SCHEMA)
+    return result.returncode, report
+
+
+def more_rows(db: MySQLDatabase, first: int, last: int) -> None:
+    db.execute(
+        f"INSERT INTO parcels SELECT seq, 'more', 1, 1, '2025-02-01' + INTERVAL seq SECOND "
+        f"FROM seq_{first}_to_{last}"
+    )
+
+
+def test_every_sync_counts_the_window_it_loaded(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    table = parcels(mysql_db, 200)
+    project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
+    code, report = sync(project)
+    check = report["table_results"][table]["verification"]
+    assert code == 0 and check["status"] == "equal" and check["method"] == "counts"
+    assert check["source_rows"] == check["target_rows"] == 199  # below the new watermark
+    more_rows(mysql_db, 1001, 1050)
+    code, report = sync(project)
+    check = report["table_results"][table]["verification"]
+    assert (check["source_rows"], check["compared_up_to"]["from"]) == (50, "2025-01-01T00:03:20")
+    _, report = sync(project)  # nothing new: nothing to check
+    assert report["table_results"][table]["verification"] is None
+
+
+def test_a_window_that_differs_warns_or_fails(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    table = parcels(mysql_db, 100)
+    cfg = HYBRID | {"verify_after_load": "checksum"}
+    project = make_project(tmp_path, mysql_db, {table: cfg}, pg=pg)
+    assert sync(project)[0] == 0
+    more_rows(mysql_db, 1001, 1020)
+    # A row only the target has, inside the window the next sync loads.
+    pg.execute("INSERT INTO parcels VALUES (9999, 'ghost', 1, 1, '2025-02-01 00:10:00')")
+    code, report = sync(project)
+    result = report["table_results"][table]
+    assert code == 0 and result["status"] == "success"
+    assert result["verification"]["extra_in_target"]["keys"] == [{"id": 9999}]
+    assert "verify_after_load" in result["warnings"][0]
+    project.cli(
+        "watermark", "set", "-p", "p", "-t", table, "--timestamp", "2025-02-01 00:00:00", check=True
+    )
+    strict = cfg | {"verify_after_load_fails": True}
+    project = make_project(tmp_path, mysql_db, {table: strict}, pg=pg)
+    code, report = sync(project)
+    assert code == 4, report
+    assert "verify_after_load" in report["table_results"][table]["error_message"]
+
+
+def test_detect_deletes_removes_rows_gone_from_mysql(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    table = parcels(mysql_db, 300)
+    project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
+    assert sync(project)[0] == 0
+    mysql_db.execute("DELETE FROM parcels WHERE id IN (7, 8)")
+    code, report = sync(project, "--detect-deletes")
+    deletes = report["table_results"][table]["deletes"]
+    assert code == 0 and deletes["repair"]["rows_deleted"] == 2, deletes
+    assert pg.execute("SELECT COUNT(*) FROM parcels WHERE id IN (7, 8)")[0][0] == 0
+    mysql_db.execute("DELETE FROM parcels WHERE id BETWEEN 100 AND 130")  # > 5 %
+    code, report = sync(project, "--detect-deletes")
+    result = report["table_results"][table]
+    assert code == 0 and "max_delete_fraction" in result["warnings"][0]
+    assert pg.execute("SELECT COUNT(*) FROM parcels")[0][0] == 298  # nothing deleted
