@@ -65,6 +65,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import psycopg2  # noqa: E402
 import pymysql  # noqa: E402
 import yaml  # noqa: E402
+from bench_verify import DIFFERENCES, reference_pass, scatter_differences  # noqa: E402
 from seed_demo import seed  # noqa: E402
 
 TABLE = "parcels"
@@ -126,6 +127,7 @@ def run_measured(
     cwd: Path = ROOT,
     env: dict[str, str] | None = None,
     keep_output: bool = True,
+    expect: int = 0,
 ) -> Measured:
     """Run ``command`` in a fresh child; its wall time and peak RSS (``ru_maxrss``)."""
     with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as result:
@@ -137,7 +139,7 @@ def run_measured(
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
         fields = result.read().split()
-    if len(fields) != 3 or fields[0] != "0":
+    if len(fields) != 3 or fields[0] != str(expect):
         code = fields[0] if fields else "?"
         raise BenchError(f"exit {code}: {shlex.join(command)}\n{text[-4000:]}")
     return Measured(float(fields[1]), int(fields[2]) / 1024, text)  # Linux: KiB
@@ -168,10 +170,27 @@ class Servers:
             charset="utf8mb4",
         )
 
-    def pg_execute(self, *statements: str) -> list[tuple[Any, ...]]:
-        conn = psycopg2.connect(
+    def mysql_for(self, database: str) -> Any:
+        """A factory of connections to ``database`` (UTC session, like the tool's)."""
+        return lambda: pymysql.connect(
+            host=self.mysql_host,
+            port=self.mysql_port,
+            user=self.mysql_user,
+            password=self.mysql_password,
+            database=database,
+            autocommit=True,
+            charset="utf8mb4",
+            init_command="SET time_zone = '+00:00'",
+        )
+
+    def pg(self) -> Any:
+        """A new PostgreSQL connection."""
+        return psycopg2.connect(
             host=self.pg_host, port=self.pg_port, user=self.pg_user, dbname=self.pg_database
         )
+
+    def pg_execute(self, *statements: str) -> list[tuple[Any, ...]]:
+        conn = self.pg()
         conn.autocommit = True
         rows: list[tuple[Any, ...]] = []
         try:
@@ -262,6 +281,10 @@ class Project:
     def sync(self, table: str, *extra: str) -> Measured:
         args = ["sync", "pipeline", "-p", PIPELINE, "-t", table, "--reader", self.reader, *extra]
         return run_measured(self.command(*args), env=self.env)
+
+    def verify(self, table: str, *extra: str, expect: int = 0) -> Measured:
+        args = ["verify", "-p", PIPELINE, "-t", table, "--json", *extra]
+        return run_measured(self.command(*args), env=self.env, expect=expect)
 
 
 def child_env() -> dict[str, str]:
@@ -606,7 +629,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # would compile src/ again (~0.1 s, measured).
     compileall.compile_dir(str(ROOT / "src"), quiet=1)
 
-    runs: dict[str, list[Measured]] = {k: [] for k in ("a", "b", "c", "d", "e", "f", "h", "hh")}
+    kinds = ("a", "b", "c", "d", "e", "f", "h", "hh", "vr", "v", "vk", "v100")
+    runs: dict[str, list[Measured]] = {k: [] for k in kinds}
     work = Path(tempfile.mkdtemp(prefix="s3backup-bench-"))
     csv_path = work / "parcels.csv"
     try:
@@ -652,6 +676,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs["h"].append(full.sync(table))
                 add_history(full, servers, dst, HISTORY_FILES)
                 runs["hh"].append(full.sync(table))
+                # v. verify of the loaded table: the reference pass, equal, keys only,
+                # then with 100 scattered differences (exit 4)
+                runs["vr"].append(
+                    Measured(
+                        reference_pass(servers.mysql_for(src_db), servers.pg, src_db, dst), 0.0
+                    )
+                )
+                runs["v"].append(full.verify(table))
+                runs["vk"].append(full.verify(table, "--keys-only"))
+                if scatter_differences(servers.pg_execute, dst, args.rows) != min(100, args.rows):
+                    raise BenchError("could not make 100 differences")
+                runs["v100"].append(full.verify(table, expect=4))
                 shutil.rmtree(backup.root, ignore_errors=True)
                 shutil.rmtree(full.root, ignore_errors=True)
         # i. --help: a warm-up (bytecode cache), then the median of 3
@@ -739,6 +775,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     rows += [
         timed_row("i. `--help`", helps, None, None, "≤ 0.5 s", absolute=0.5),
+    ]
+    vr = statistics.median(r.seconds for r in runs["vr"])
+    v = statistics.median(r.seconds for r in runs["v"])
+    verify_peak = max(r.peak_mb for r in runs["v"] + runs["vk"] + runs["v100"])
+    rows += [
+        timed_row(
+            "v. COUNT(*), SUM(row hash), both sides at once (reference)",
+            runs["vr"],
+            None,
+            None,
+            "",
+        ),
+        timed_row("v. `verify`, equal table", runs["v"], vr, 1.5, "≤ 1.5× reference"),
+        timed_row("v. `verify --keys-only` (--detect-deletes)", runs["vk"], vr, None, ""),
+        timed_row(
+            f"v. `verify`, {DIFFERENCES} scattered differences",
+            runs["v100"],
+            v,
+            2.0,
+            "≤ 2× equal",
+        ),
+        Row(
+            "v. peak RSS of verify",
+            verify_peak,
+            goal=f"≤ {MEMORY_LIMIT_MB:.0f} MB",
+            passed=verify_peak <= MEMORY_LIMIT_MB,
+            unit="MB",
+        ),
     ]
     table_text = render(rows)
     command = shlex.join([".venv/bin/python", "scripts/bench.py", *(argv or sys.argv[1:])])
