@@ -31,7 +31,7 @@ from src.cli.context import AppContext, emit_json, info, pass_app, pipeline_opti
     type=click.IntRange(min=100),
     default=10_000,
     show_default=True,
-    help="Rows per side fetched at once when a segment differs.",
+    help="Rows per side read ahead while rows are compared (memory bound).",
 )
 @click.option(
     "--repair",
@@ -80,7 +80,7 @@ def verify(
         keys_only=keys_only,
         columns=tuple(c.strip() for c in (columns or "").split(",") if c.strip()),
         grace_seconds=grace,
-        leaf_rows=max_rows_in_memory,
+        max_rows_in_memory=max_rows_in_memory,
         repair=RepairRequest(dry_run=dry_run, force=force) if repair else None,
     )
     report = run_verify(ctx.config(), pipeline, list(tables), options)

@@ -131,7 +131,7 @@ class Range:
         return [Range(lo, min(lo + size, self.hi)) for lo in range(self.lo, self.hi, size)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RowDigest:
     """One row as a side returns it: its key, its hash, and the Python-compared values."""
 

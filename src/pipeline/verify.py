@@ -27,7 +27,7 @@ from src.load.deletions import DELETED_AT_COLUMN
 from src.load.load_stage import Connect
 from src.load.target_digest import TargetDigest
 from src.load.targets import make_dialect
-from src.pipeline.verify_compare import CompareSettings, Comparison, TableComparer
+from src.pipeline.verify_compare import CompareSettings, Comparison, TableComparer, at_once
 from src.pipeline.verify_plan import (
     compared_up_to,
     digest_plan,
@@ -50,7 +50,7 @@ class VerifyOptions:
     keys_only: bool = False
     columns: tuple[str, ...] = ()  # source column names; empty: every column
     grace_seconds: float = 0.0
-    leaf_rows: int = 10_000  # --max-rows-in-memory
+    max_rows_in_memory: int = 10_000  # rows per side read ahead of the merge
     repair: RepairRequest | None = None  # --repair [--dry-run] [--force]
     counts_only: bool = False  # verify_after_load: counts
 
@@ -173,7 +173,7 @@ def _verify(
         )
         if not plan.key or options.counts_only:
             result.method = "counts"
-            result.source_rows, result.target_rows = source.row_count(), target.row_count()
+            result.source_rows, result.target_rows = at_once(source.row_count, target.row_count)
             if not plan.key:
                 result.notes.append("counts only: the table has no primary key to compare rows by")
             if result.source_rows != result.target_rows:
@@ -186,7 +186,10 @@ def _verify(
             source,
             target,
             plan,
-            CompareSettings(leaf_rows=options.leaf_rows),
+            CompareSettings(
+                leaf_rows=min(CompareSettings.leaf_rows, options.max_rows_in_memory),
+                read_ahead=options.max_rows_in_memory,
+            ),
             on_keys=spool.add if spool else None,
         )
         comparison = comparer.run(_estimate(mysql[0], run))

@@ -68,11 +68,19 @@ class Comparison:
 
 @dataclass(frozen=True)
 class CompareSettings:
-    """How finely to split: initial segments, split factor, rows fetched per leaf."""
+    """How finely to split: initial segments, split factor, rows fetched per leaf.
 
-    leaf_rows: int = 10_000
+    Checksumming a row costs about half of fetching and merging its digest
+    (measured on the SPEC §10.1 table: docs/benchmarks.md), so unequal segments
+    are split down to small leaves: with 100 scattered differences in 2M rows,
+    5,000-row segments rehash a quarter of the table once and fetch ~50,000 rows.
+    """
+
+    leaf_rows: int = 1_000
     factor: int = 16
-    segment_rows: int = 50_000  # rows per initial segment, by the source's estimate
+    segment_rows: int = 5_000  # rows per initial segment, by the source's estimate
+    max_segments: int = 20_000
+    read_ahead: int = 10_000  # source digests queued ahead of the merge
 
 
 # Called with each batch of differing keys as it is found (``verify --repair``).
@@ -108,7 +116,8 @@ class TableComparer:
             if not lows:
                 return self.result  # both sides empty in scope
             whole = Range(int(min(lows)), int(max(highs)) + 1)
-            parts = max(1, min(4096, estimated_rows // self.settings.segment_rows))
+            parts = estimated_rows // self.settings.segment_rows
+            parts = max(1, min(self.settings.max_segments, parts))
             for segment in whole.split(parts):
                 self._segment(segment, top=True)
             return self.result
@@ -142,7 +151,8 @@ class TableComparer:
         """Merge both sides' ordered digests of ``rng``; the source is read ahead in a thread."""
         only_source: list[tuple[Any, ...]] = []
         only_target: list[tuple[Any, ...]] = []
-        source = self._counted(_read_ahead(lambda: self.source.digests(rng)), "MySQL", counted)
+        ahead = _read_ahead(lambda: self.source.digests(rng), self.settings.read_ahead)
+        source = self._counted(ahead, "MySQL", counted)
         target = self._counted(self.target.digests(rng), "target", counted)
         try:
             s, t = next(source, None), next(target, None)
@@ -220,12 +230,23 @@ def _same_fetched(s: RowDigest, t: RowDigest) -> bool:
     )
 
 
+def at_once(source: Callable[[], T], target: Callable[[], T]) -> tuple[T, T]:
+    """Both calls at the same time (the source in a thread): each side has its connection."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-source") as pool:
+        pending = pool.submit(source)
+        other = target()
+        return pending.result(), other
+
+
 _DONE = object()
 
 
-def _read_ahead(make: Callable[[], Iterator[T]], depth: int = 20_000) -> Iterator[T]:
+_BATCH = 1_000  # items per queue entry: one lock round-trip per thousand rows
+
+
+def _read_ahead(make: Callable[[], Iterator[T]], depth: int = 10_000) -> Iterator[T]:
     """Iterate ``make()`` in a thread, up to ``depth`` items ahead (both sides read at once)."""
-    items: queue.Queue[Any] = queue.Queue(depth)
+    items: queue.Queue[Any] = queue.Queue(max(1, depth // _BATCH))
     stop = threading.Event()
 
     def put(item: Any) -> bool:
@@ -240,9 +261,15 @@ def _read_ahead(make: Callable[[], Iterator[T]], depth: int = 20_000) -> Iterato
     def produce() -> None:
         rows = make()
         try:
+            batch: list[T] = []
             for item in rows:
-                if not put(item):
-                    return
+                batch.append(item)
+                if len(batch) == _BATCH:
+                    if not put(batch):
+                        return
+                    batch = []
+            if batch and not put(batch):
+                return
             put(_DONE)
         except BaseException as exc:  # re-raised in the consumer
             put(exc)
@@ -257,7 +284,7 @@ def _read_ahead(make: Callable[[], Iterator[T]], depth: int = 20_000) -> Iterato
         while (item := items.get()) is not _DONE:
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield from item
     finally:
         stop.set()
         thread.join()

@@ -45,20 +45,20 @@ def test_verify_and_repair_through_the_double(
     project.cli("sync", "pipeline", "-p", "p", "--backup-only", check=True)
     _, run = load_through_double(project, pg, s3_bucket, [table])
     assert run.outcomes[table].status == "success", run.outcomes[table].error_message
-    report, statements = verify_double(project, pg, s3_bucket, table, leaf_rows=100)
+    report, statements = verify_double(project, pg, s3_bucket, table, max_rows_in_memory=100)
     assert report.exit_code == 0, report
     checksums = [s for s in statements if "STRTOL(SUBSTRING(MD5(" in s]
     assert checksums, statements
     assert_golden(statements, needed=frozenset({"Select"}))
     damage(mysql_db)
-    report, _ = verify_double(project, pg, s3_bucket, table, leaf_rows=100)
+    report, _ = verify_double(project, pg, s3_bucket, table, max_rows_in_memory=100)
     result = report.tables[table]
     assert report.exit_code == 4
     assert ids(result.missing_in_target.model_dump()) == [4001, 4002]
     assert ids(result.extra_in_target.model_dump()) == [5, 6, 2500]
     assert ids(result.different.model_dump()) == [9, 1700]
     report, statements = verify_double(
-        project, pg, s3_bucket, table, repair=RepairRequest(), leaf_rows=100
+        project, pg, s3_bucket, table, repair=RepairRequest(), max_rows_in_memory=100
     )
     assert report.tables[table].status == "repaired", report.tables[table]
     assert any(s.lstrip().startswith("DELETE FROM") for s in statements)
