@@ -192,14 +192,18 @@ def _after_load(
     outcome: TableOutcome,
     connect: Connect | None,
 ) -> None:
-    """verify_after_load on the window just loaded; then --detect-deletes (SPEC: verify)."""
-    from src.pipeline.verify import VerifyOptions, verify_table
-    from src.pipeline.verify_repair import RepairRequest
-
+    """verify_after_load on the window just loaded; then --detect-deletes (docs/verify.md)."""
     cfg, after = run.config, run.watermarks.read().mysql_state
     moved = (before.last_timestamp, before.last_id) != (after.last_timestamp, after.last_id)
     mode = cfg.verify_after_load
-    if mode != "none" and cfg.cdc_strategy != "custom_sql" and (moved or _whole(cfg)):
+    detect = options.detect_deletes or cfg.detect_deletes
+    check_window = mode != "none" and cfg.cdc_strategy != "custom_sql" and (moved or _whole(cfg))
+    if not (check_window or detect):
+        return  # nothing new: nothing to check (and the verify modules stay unimported)
+    from src.pipeline.verify import VerifyOptions, verify_table
+    from src.pipeline.verify_repair import RepairRequest
+
+    if check_window:
         check = verify_table(
             run.app,
             run.pipeline,
@@ -220,7 +224,7 @@ def _after_load(
                 raise DataError(f"table {run.table}: {message}")
             outcome.warnings.append(message)
             log.warning(message, table=run.table)
-    if options.detect_deletes or cfg.detect_deletes:
+    if detect:
         outcome.deletes = verify_table(
             run.app,
             run.pipeline,

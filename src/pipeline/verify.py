@@ -22,7 +22,7 @@ from src.core.connections import ConnectionManager
 from src.core.row_compare import DigestPlan
 from src.core.simple_watermark_manager import MySQLState
 from src.core.table_run import TableRun, open_table_run
-from src.errors import BackupError
+from src.errors import BackupError, DataError, LoadError, SourceConnectionError, first_line
 from src.load.deletions import DELETED_AT_COLUMN
 from src.load.load_stage import Connect
 from src.load.target_digest import TargetDigest
@@ -93,14 +93,15 @@ def verify_table(
     begin = time.perf_counter()
     try:
         result = _verify(app, pipeline, table, options, connect, run, window)
-    except BackupError as exc:
-        log.error("verify failed", table=table, error=str(exc))
-        result = TableVerification(status="failed", error=str(exc), exit_code=exc.exit_code)
-    except Exception as exc:  # one table's bug must not stop the others
-        log.exception("verify failed", table=table)
-        result = TableVerification(
-            status="failed", error=f"{type(exc).__name__}: {exc}", exit_code=1
-        )
+    except Exception as exc:  # one table's failure must not stop the others
+        error = exc if isinstance(exc, BackupError) else _driver_error(exc)
+        if error is None:
+            log.exception("verify failed", table=table)
+            text, code = f"{type(exc).__name__}: {exc}", 1
+        else:
+            log.error("verify failed", table=table, error=str(error))
+            text, code = str(error), error.exit_code
+        result = TableVerification(status="failed", error=text, exit_code=code)
     result.duration_seconds = round(time.perf_counter() - begin, 3)
     return result
 
@@ -205,6 +206,20 @@ def _verify(
         if not result.repair.dry_run and result.repair.refused is None:
             result.status = "repaired"
         return result
+
+
+def _driver_error(exc: Exception) -> BackupError | None:
+    """A database driver's error as ours: a lost connection exits 2, a failed query 4 or 6."""
+    import psycopg2
+    import pymysql
+
+    if isinstance(exc, pymysql.err.OperationalError | psycopg2.OperationalError):
+        return SourceConnectionError(f"verify lost its database connection: {first_line(exc)}")
+    if isinstance(exc, pymysql.err.MySQLError):
+        return DataError(f"verify's MySQL query failed: {first_line(exc)}")
+    if isinstance(exc, psycopg2.Error):
+        return LoadError(f"verify's target query failed: {first_line(exc)}")
+    return None
 
 
 def _fill(result: TableVerification, comparison: Comparison, plan: DigestPlan) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.integration.test_mysql_types import create_every_type
-from tests.support.databases import MySQLDatabase, PgSchema
+from tests.support.databases import MySQLDatabase, PgSchema, closed_port
 from tests.support.pipelines import Project, make_project
 
 HYBRID = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_id_column": "id"}
@@ -192,6 +192,19 @@ def test_not_synced_and_unknown_table(
     unknown = project.cli("verify", "-p", "p", "-t", "nope.nope")
     assert unknown.returncode == 1
     assert unknown.stderr.count("Error:") == 1
+    usage = project.cli("verify", "-p", "p", "--force")
+    assert usage.returncode == 1 and "--repair" in usage.stderr
+
+
+def test_unreachable_source_exits_2(tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema) -> None:
+    table = parcels(mysql_db, 10)
+    project = make_project(
+        tmp_path, mysql_db, {table: HYBRID}, pg=pg, source_extra={"port": closed_port()}
+    )
+    result = project.cli("verify", "-p", "p")
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "Error:" in line]
+    assert len(errors) == 1 and "MySQL source" in errors[0], result.stderr
 
 
 def rows_of(project: Project, mysql_db: MySQLDatabase, pg: PgSchema) -> tuple[list, list]:
