@@ -538,7 +538,12 @@ def test_a_connection_killed_mid_read_is_a_connection_error_never_a_zero_date(
     tells them apart.
     """
     schema = schema_of(big_table, "big")
-    sql = f"SELECT {schema.select_list()} FROM {schema.sql_table()} ORDER BY id"
+    # SLEEP per row keeps the query running on the server until the KILL (otherwise
+    # the server may have sent every row before it: "Unknown thread id").
+    sql = (
+        f"SELECT {schema.select_list()} FROM {schema.sql_table()} "
+        "WHERE SLEEP(0.0001) = 0 ORDER BY id"
+    )
     with (
         reader_cls(endpoint(big_table), schema, batch_size=1_000) as reader,
         pytest.raises(SourceConnectionError) as raised,
@@ -548,7 +553,7 @@ def test_a_connection_killed_mid_read_is_a_connection_error_never_a_zero_date(
                 running = big_table.execute(
                     "SELECT ID FROM information_schema.PROCESSLIST "
                     "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
-                    (f"SELECT %FROM `{big_table.name}`.`big` ORDER BY%",),
+                    (f"SELECT %FROM `{big_table.name}`.`big` WHERE SLEEP%",),
                 )
                 assert running, "the read's query is not running"
                 for (thread,) in running:

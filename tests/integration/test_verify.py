@@ -269,3 +269,25 @@ def test_soft_delete_marks_rows(tmp_path: Path, mysql_db: MySQLDatabase, pg: PgS
     assert [r[0] for r in marked] == [3, 4]
     code, report = verify(project)
     assert code == 0, report  # marked rows are not extra any more
+
+
+def test_a_repair_killed_before_commit_deletes_nothing(
+    synced: tuple[Project, str], mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    project, table = synced
+    damage(mysql_db)
+    project.env["BACKUP_TEST_FAULT"] = "before_load_commit"
+    killed = project.cli("verify", "-p", "p", "--repair")
+    assert killed.returncode == -9, killed.stderr
+    # The re-extracted rows and the deletes are one transaction: neither happened.
+    assert pg.execute("SELECT COUNT(*) FROM parcels WHERE id IN (5, 6, 2500)")[0][0] == 3
+    assert pg.execute("SELECT COUNT(*) FROM parcels WHERE id IN (4001, 4002)")[0][0] == 0
+    del project.env["BACKUP_TEST_FAULT"]
+    code, report = verify(project)
+    assert report["tables"][table]["status"] == "not_ready"  # the staged repair file waits
+    project.cli("sync", "pipeline", "-p", "p", "-t", table, "--redshift-only", check=True)
+    code, report = verify(project, "--repair")
+    assert (code, report["tables"][table]["status"]) == (0, "repaired"), report
+    assert report["tables"][table]["repair"]["rows_deleted"] == 3
+    code, report = verify(project)
+    assert code == 0, report
