@@ -11,7 +11,6 @@ closed. Every problem in every file is collected and reported at once as
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,32 +29,16 @@ from src.config.settings import (
     TargetConnection,
 )
 from src.core.config_checks import check_table_entries
+from src.core.config_input import MAX_FILE_BYTES, MAX_VALUES, expanded_size, substitute
 from src.core.config_validation import (
     Problems,
     deep_merge,
-    join_path,
     validate,
     validate_each,
     warn_unknown_keys,
 )
 from src.core.redshift_keys import KEYS_FILE, entry_problems, load_keys_file
 from src.errors import ConfigError
-
-ALLOWED_PREFIXES = (
-    "BACKUP_",
-    "CONFIG_",
-    "DB_",
-    "DB2_",
-    "CONN_",
-    "SSH_",
-    "REDSHIFT_",
-    "MYSQL_",
-    "AWS_",
-    "S3_",
-)
-# `$${X}` is a literal `${X}`; `${NAME}` / `${NAME:-default}` is a reference.
-_VAR_RE = re.compile(r"\$\$\{(?P<literal>[^}]*)\}|\$\{(?P<body>[^}]*)\}")
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -79,7 +62,9 @@ class ConfigurationManager:
         dotenv_path = Path(env_file) if env_file else Path(".env")
         if env_file and not dotenv_path.is_file():
             raise ConfigError(f"--env-file {dotenv_path}: file not found")
-        from_file = dotenv_values(dotenv_path) if dotenv_path.is_file() else {}
+        # Literal values: python-dotenv would expand ${X} inside .env from the process
+        # environment, around the allowlist (and turn "ab${HOME}cd" into "ab/rootcd").
+        from_file = dotenv_values(dotenv_path, interpolate=False) if dotenv_path.is_file() else {}
         # The real environment wins over .env (SPEC §3.1 item 1).
         self.env: dict[str, str] = {k: v for k, v in from_file.items() if v is not None}
         self.env.update(real_env)
@@ -139,6 +124,14 @@ class ConfigurationManager:
             if required:
                 problems.error(rel, "", f"file not found in {self.config_dir}")
             return None
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            problems.error(
+                rel,
+                "",
+                f"the file is {size:,} bytes; a configuration file may have {MAX_FILE_BYTES:,}",
+            )
+            return None
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.MarkedYAMLError as exc:
@@ -154,49 +147,16 @@ class ConfigurationManager:
         if not isinstance(data, dict):
             problems.error(rel, "", "expected a mapping at the top level")
             return None
-        return self._substitute(data, rel, "", problems)
-
-    def _substitute(self, value: Any, file: str, path: str, problems: Problems) -> Any:
-        """Replace ``${VAR}`` references in every string value, recursively."""
-        if isinstance(value, dict):
-            return {
-                k: self._substitute(v, file, join_path(path, k), problems) for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [
-                self._substitute(v, file, join_path(path, i), problems) for i, v in enumerate(value)
-            ]
-        if not isinstance(value, str) or "${" not in value:
-            return value
-
-        def replace(match: re.Match[str]) -> str:
-            if match.group("literal") is not None:
-                return "${" + match.group("literal") + "}"
-            body = match.group("body")
-            name, has_default, default = body.partition(":-")
-            if not _NAME_RE.match(name):
-                problems.error(file, path, f"'${{{body}}}' is not a valid variable reference")
-                return ""
-            if not name.startswith(ALLOWED_PREFIXES):
-                problems.error(
-                    file,
-                    path,
-                    f"variable {name} is not allowed here "
-                    f"(names must start with one of {', '.join(ALLOWED_PREFIXES)})",
-                )
-                return ""
-            resolved = self.env.get(name)
-            if resolved is None:
-                if not has_default:
-                    problems.error(file, path, f"variable {name} is not set and has no default")
-                    return ""
-                resolved = default
-            if "\n" in resolved or "\r" in resolved:
-                problems.error(file, path, f"variable {name} contains a newline")
-                return ""
-            return resolved
-
-        return _VAR_RE.sub(replace, value)
+        if expanded_size(data, MAX_VALUES) > MAX_VALUES:
+            problems.error(
+                rel,
+                "",
+                f"the file expands to more than {MAX_VALUES:,} values through YAML aliases "
+                "(an alias bomb?); write the values out, or share settings with "
+                "default_table_config",
+            )
+            return None
+        return substitute(data, self.env, rel, problems)
 
     def _overlay(self, problems: Problems) -> dict[str, Any] | None:
         env_name = self.env.get("BACKUP_ENVIRONMENT")

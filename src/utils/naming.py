@@ -59,6 +59,10 @@ _HASH_HEX_DIGITS = 8
 _WATERMARK_DIR = "watermarks/v2"
 
 
+# https://dev.mysql.com/doc/refman/8.0/en/identifier-length.html
+MYSQL_MAX_NAME_CHARS = 64
+
+
 def _ascii_lower(text: str) -> str:
     # Only ASCII letters are folded: that is what Redshift does
     # (https://docs.aws.amazon.com/redshift/latest/dg/r_names.html) and what PostgreSQL
@@ -112,24 +116,35 @@ def _normalize(
 
 
 def _column(name: str, table: str | None, max_bytes: int = MAX_IDENTIFIER_BYTES) -> str:
-    label = f"column {name!r}" + (f" of table {table}" if table else "")
+    label = f"column {shown(name)}" + (f" of table {table}" if table else "")
     hint = "rename the column in MySQL"
     return _normalize(
         name, label, COLUMN_PREFIX, REDSHIFT_SYSTEM_COLUMNS, DataError, hint, max_bytes
     )
 
 
+def shown(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters (a name can be megabytes)."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def split_table_name(qualified: str) -> tuple[str, str]:
-    """Split ``schema.table`` on its first dot; ConfigError when a part is missing."""
+    """Split ``schema.table`` on its first dot; ConfigError when a part is missing or too long."""
     schema, dot, table = qualified.partition(".")
     if not dot or not schema or not table:
         raise ConfigError(
-            f"table name {qualified!r} is not of the form schema.table; "
+            f"table name {shown(qualified)} is not of the form schema.table; "
             "write it as the MySQL schema and table, e.g. unidw.orders"
         )
     bad = _unrepresentable(qualified)
     if bad is not None:
-        raise ConfigError(f"table name {qualified!r} contains {bad}; fix the table name")
+        raise ConfigError(f"table name {shown(qualified)} contains {bad}; fix the table name")
+    for part in (schema, table):
+        if len(part) > MYSQL_MAX_NAME_CHARS:
+            raise ConfigError(
+                f"table name {shown(qualified)}: {shown(part, 20)} is {len(part):,} characters, "
+                f"and MySQL names have at most {MYSQL_MAX_NAME_CHARS}; fix the table name"
+            )
     return schema, table
 
 
@@ -172,7 +187,7 @@ def normalize_table_name(name: str, max_bytes: int = MAX_IDENTIFIER_BYTES) -> st
     file) when it is empty, holds a control character or exceeds ``max_bytes``.
     """
     hint = "set a shorter target_name for this table in the pipeline file"
-    label = f"table {name!r}"
+    label = f"table {shown(name)}"
     return _normalize(name, label, TABLE_PREFIX, frozenset(), ConfigError, hint, max_bytes)
 
 

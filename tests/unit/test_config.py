@@ -300,3 +300,77 @@ def test_shipped_demo_config_is_valid() -> None:
     root = Path(__file__).resolve().parents[2]
     app = load(root / "config").app
     assert "demo_pipeline" in app.pipelines
+
+
+# ------------------------------------------------------------- input limits (#12)
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    import time
+
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for n in range(1, 8):
+        refs = ", ".join([f"*a{n - 1}"] * 9)
+        levels.append(f"a{n}: &a{n} [{refs}]")
+    text = PIPELINE.format(
+        source="SRC", target="pg", stage="local", pipeline_batch=5000
+    ) + "\n".join(["bomb:", *("  " + line for line in levels)])
+    config = write_config(tmp_path, pipeline_text=text)
+    started = time.perf_counter()
+    errors = errors_of(config)
+    assert time.perf_counter() - started < 2
+    assert len(errors) == 1 and errors[0].startswith("pipelines/p.yml: ")
+    assert "more than 100,000 values through YAML aliases" in errors[0]
+
+
+def test_a_shared_anchor_is_still_fine(tmp_path: Path) -> None:
+    text = PIPELINE.format(source="SRC", target="pg", stage="local", pipeline_batch=5000)
+    text = text.replace("  shop.items: {}", "  shop.items: &same {}\n  shop.more: *same")
+    assert set(load(write_config(tmp_path, pipeline_text=text)).app.pipelines["p"].tables) == {
+        "shop.orders",
+        "shop.items",
+        "shop.more",
+    }
+
+
+def test_oversized_file_and_names_are_refused(tmp_path: Path) -> None:
+    text = PIPELINE.format(source="SRC", target="pg", stage="local", pipeline_batch=5000)
+    config = write_config(tmp_path, pipeline_text=text + "#" * 1_100_000 + "\n")
+    (error,) = errors_of(config)
+    assert error.startswith("pipelines/p.yml: ") and "a configuration file may have" in error
+    long_name = "x" * 10_000_000
+    text = text.replace("  shop.items: {}", f"  shop.items: {{target_name: {long_name}}}")
+    (config / "pipelines" / "p.yml").write_text(text)
+    (error,) = errors_of(config)
+    assert "a configuration file may have" in error  # 10 MB: refused before parsing
+    text = PIPELINE.format(source="SRC", target="pg", stage="local", pipeline_batch=5000)
+    text = text.replace("  shop.items: {}", f"  shop.items: {{target_name: {'y' * 5000}}}")
+    (config / "pipelines" / "p.yml").write_text(text)
+    (error,) = errors_of(config)
+    assert "over the target's 63-byte limit" in error and len(error) < 400
+    text = text.replace(f"{{target_name: {'y' * 5000}}}", "{}").replace(
+        "shop.items", "s." + "t" * 65
+    )
+    (config / "pipelines" / "p.yml").write_text(text)
+    (error,) = errors_of(config)
+    assert "MySQL names have at most 64" in error and len(error) < 400
+
+
+def test_env_file_values_are_literal(tmp_path: Path) -> None:
+    config = write_config(tmp_path, password="${DB_SRC_PASSWORD}")
+    env_file = tmp_path / ".env"
+    env_file.write_text("DB_SRC_PASSWORD=ab${HOME}cd\n")
+    app = load(config, {"HOME": "/root"}, env_file=str(env_file)).app
+    assert app.sources["SRC"].password.get_secret_value() == "ab${HOME}cd"
+
+
+def test_nested_default_resolves_under_the_allowlist(tmp_path: Path) -> None:
+    config = write_config(tmp_path, password="${DB_A:-${DB_B}}")
+    assert load(config, {"DB_B": "bee"}).app.sources["SRC"].password.get_secret_value() == "bee"
+    assert load(config, {"DB_A": "a"}).app.sources["SRC"].password.get_secret_value() == "a"
+    config = write_config(tmp_path / "2", password="${DB_A:-x${HOME}y}")
+    (error,) = errors_of(config, {"HOME": "/root"})
+    assert "variable HOME is not allowed here" in error
+    config = write_config(tmp_path / "3", password="${DB_A:-${DB_B}")
+    (error,) = errors_of(config)
+    assert "without its closing" in error
