@@ -140,6 +140,13 @@ def _run(
         write_report(json_output, report)
     if completion_bucket:
         write_completion_markers(app, get_pipeline(app, pipeline), completion_bucket, report)
+    failed = [o for o in run.outcomes.values() if o.status != "success"]
+    if failed:
+        from src.utils.logging_setup import scrub_text
+
+        more = f" (and {len(failed) - 1} more; see the ✗ lines)" if len(failed) > 1 else ""
+        first = failed[0]
+        click.echo(scrub_text(f"Error: {first.table}: {first.error_message}{more}"), err=True)
     return run.exit_code
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import shutil
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -108,9 +109,23 @@ class LocalStage:
             raise StageError(f"{uri} is not in stage directory {self.root}")
         return path.relative_to(self.root).as_posix()
 
+    @contextmanager
+    def _os_errors(self, doing: str, key: str) -> Iterator[None]:
+        """A full disk, a read-only or unwritable directory: a stage error naming the path."""
+        try:
+            yield
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise StageError(
+                f"stage {self.name}: cannot {doing} {self.root / key}: {reason}; "
+                "check the disk's free space and the directory's permissions"
+            ) from None
+
     def put_bytes(self, key: str, data: bytes) -> None:
         """Temp file, fsync, rename: readers see the old or the new bytes, never half."""
-        with atomic_write(self._path(key)) as handle:
+        with self._os_errors("write", key), atomic_write(self._path(key)) as handle:
             half = len(data) // 2
             handle.write(data[:half])
             handle.flush()
@@ -121,21 +136,30 @@ class LocalStage:
 
     def put_file(self, key: str, path: str) -> None:
         """Copy a local file in atomically (temp copy, fsync, rename)."""
-        with atomic_write(self._path(key)) as out, open(path, "rb") as src:
+        with (
+            self._os_errors("write", key),
+            atomic_write(self._path(key)) as out,
+            open(path, "rb") as src,
+        ):
             shutil.copyfileobj(src, out, 4 * 1024 * 1024)
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """O_EXCL create: exactly one of several racing creators wins."""
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        with self._os_errors("create", key):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except BaseException:
+                path.unlink(missing_ok=True)  # a lock half-written is no lock
+                raise
         return True
 
     def get_bytes(self, key: str) -> bytes | None:
@@ -179,7 +203,8 @@ class LocalStage:
         count = 0
         for key in keys:
             try:
-                self._path(key).unlink()
+                with self._os_errors("delete", key):
+                    self._path(key).unlink()
                 count += 1
             except FileNotFoundError:
                 continue

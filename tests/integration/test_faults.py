@@ -1,0 +1,132 @@
+"""Faults of the services (#12): each ends with the right exit code and one Error: line,
+and a plain re-run makes the target equal the source."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg2
+
+from tests.support.databases import MySQLDatabase, PgSchema
+from tests.support.pipelines import ROOT, Project, make_project
+
+HYBRID = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_id_column": "id"}
+
+
+def parcels(db: MySQLDatabase, rows: int) -> str:
+    db.execute(
+        "CREATE TABLE parcels (id INT PRIMARY KEY, note VARCHAR(200), updated_at DATETIME(6) "
+        "NOT NULL)"
+    )
+    db.execute(
+        f"INSERT INTO parcels SELECT seq, REPEAT('n', 150), '2025-01-01' + INTERVAL seq SECOND "
+        f"FROM seq_1_to_{rows}"
+    )
+    return f"{db.name}.parcels"
+
+
+def start(project: Project, *args: str) -> subprocess.Popen[str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUP_", "AWS_"))}
+    env.update(project.env)
+    command = [sys.executable, "-m", "src.cli.main", "--config-dir", str(project.config_dir)]
+    return subprocess.Popen(
+        [*command, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def terminate_when(pg: PgSchema, pattern: str, timeout: float = 60) -> threading.Thread:
+    """A thread killing the tool's PostgreSQL backend once it runs a statement like ``pattern``."""
+
+    def watch() -> None:
+        conn = psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, dbname=pg.database)
+        conn.autocommit = True
+        deadline = time.monotonic() + timeout
+        with conn.cursor() as cur:
+            while time.monotonic() < deadline:
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = 's3-redshift-backup' AND query ILIKE %s",
+                    (pattern,),
+                )
+                if cur.fetchall():
+                    break
+                time.sleep(0.01)
+        conn.close()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def errors(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("Error:")]
+
+
+def test_target_connection_cut_during_copy(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    table = parcels(mysql_db, 300_000)
+    project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
+    project.cli("sync", "pipeline", "-p", "p", "--backup-only", check=True)
+    watcher = terminate_when(pg, "COPY%")
+    run = start(project, "sync", "pipeline", "-p", "p", "--redshift-only")
+    _, err = run.communicate(timeout=300)
+    watcher.join()
+    assert run.returncode in (2, 6), err
+    assert "Traceback" not in err, err
+    assert len(errors(err)) == 1, err
+    again = project.cli("sync", "pipeline", "-p", "p")
+    assert again.returncode == 0, again.stderr
+    count, distinct = pg.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM parcels")[0]
+    assert count == distinct == 300_000
+
+
+def _mount_tmpfs(path: Path, size: str) -> None:
+    import pytest
+
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"a full disk needs a small tmpfs (root): {mounted.stderr.decode().strip()}")
+
+
+def test_stage_disk_full_is_a_stage_error_and_leaves_no_partial_file(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    mysql_db.execute("CREATE TABLE noise (id INT PRIMARY KEY, v VARCHAR(100), updated_at DATETIME)")
+    mysql_db.execute(
+        "INSERT INTO noise SELECT seq, CONCAT(MD5(seq), MD5(-seq), MD5(seq * 7)), "
+        "'2025-01-01' + INTERVAL seq SECOND FROM seq_1_to_40000"
+    )
+    table = f"{mysql_db.name}.noise"
+    project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
+    _mount_tmpfs(project.stage_dir, "1m")
+    try:
+        result = project.cli("sync", "pipeline", "-p", "p")
+        assert result.returncode == 5, result.stderr
+        assert "Traceback" not in result.stderr
+        (line,) = errors(result.stderr)
+        assert str(project.stage_dir) in line and "No space left on device" in line, line
+        leftovers = [p.name for p in project.stage_dir.rglob(".tmp-*")]
+        assert leftovers == []
+        watermark = project.stage_dir / "watermarks"
+        documents = list(watermark.rglob("*.json")) if watermark.exists() else []
+        for document in documents:  # no file the stage could not hold is recorded
+            for uri in __import__("json").loads(document.read_text())["backup_s3_files"]:
+                assert Path(uri).exists(), uri
+        subprocess.run(["mount", "-o", "remount,size=64m", str(project.stage_dir)], check=True)
+        again = project.cli("sync", "pipeline", "-p", "p")
+        assert again.returncode == 0, again.stderr
+        count, distinct = pg.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM noise")[0]
+        assert count == distinct == 40000
+    finally:
+        subprocess.run(["umount", "-l", str(project.stage_dir)], capture_output=True)
