@@ -24,6 +24,7 @@ from src.backup.primary_key_pass import PrimaryKeyPass
 from src.backup.row_based import Position, RowBasedBackupStrategy, advances
 from src.config.settings import (
     resolve_chunk_size,
+    resolve_retries,
     resolve_rows_per_file,
 )
 from src.core.connections import ConnectionManager
@@ -59,10 +60,14 @@ class TableBackup:
         self.on_progress = on_progress
         self.connections = ConnectionManager(run.app)
         self.started = dt.datetime.now(dt.UTC)
+        self.result = BackupResult(self.table_name)
 
     def run(self) -> BackupResult:
-        """Stage every new row of the window (or up to the caps); return what was done."""
-        result = BackupResult(self.table_name)
+        """Stage every new row of the window (or up to the caps); return what was done.
+
+        On failure :attr:`result` still holds what the run recorded before it.
+        """
+        result = self.result = BackupResult(self.table_name)
         begin = time.perf_counter()
         wm = self.watermarks.read()
         wm.mysql_state.status = "in_progress"
@@ -264,6 +269,7 @@ class TableBackup:
                 table_name=self.table_name,
                 file_key=self._key,
                 on_chunk=self.on_progress,
+                retries=resolve_retries(self.pipeline, self.table),
             )
             loop.run(pos, result)
         if pk_pass is not None and result.stopped_by is None:

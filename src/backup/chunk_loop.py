@@ -16,6 +16,8 @@ watermark. Two things keep the loop near the speed of the server:
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +27,8 @@ from src.backup.arrow_convert import ConversionStats
 from src.backup.mysql_reader import BatchStream, MySQLReader
 from src.backup.parquet_sink import ParquetSink
 from src.backup.row_based import ChunkQuery, Position, Window
-from src.errors import NativeDecodeError
+from src.config.settings import RetryConfig
+from src.errors import NativeDecodeError, SourceConnectionError
 from src.utils.logging_setup import get_logger
 
 if TYPE_CHECKING:
@@ -56,6 +59,7 @@ class ChunkLoop:
         table_name: str,
         file_key: Callable[[int, int], str],
         on_chunk: Callable[[BackupResult], None] | None = None,
+        retries: RetryConfig | None = None,
     ) -> None:
         self.reader = reader
         self.sink = sink
@@ -68,6 +72,7 @@ class ChunkLoop:
         self.table_name = table_name
         self.file_key = file_key
         self.on_chunk = on_chunk
+        self.retries = retries or RetryConfig()
         self.pos = Position()
         self.chunk_no = 0
         self._files_in_chunk = 0
@@ -92,6 +97,11 @@ class ChunkLoop:
                     if not self._written:
                         continue  # nothing of this chunk is written: read it again
                     fetched = limit  # carry on after the last written row
+                except SourceConnectionError as exc:
+                    self._recover(exc, result)
+                    if not self._written:
+                        continue
+                    fetched = limit
                 _count(stream.stats, result)
                 if not self._written:
                     break
@@ -194,6 +204,31 @@ class ChunkLoop:
         group = [b for b in stream if b.num_rows]
         _count(stream.stats, result)
         return [*before.combine_chunks().to_batches(), *group]
+
+    def _recover(self, exc: SourceConnectionError, result: BackupResult) -> None:
+        """After a cut read: wait, drop the connections, and let the loop read on from ``pos``.
+
+        ``pos`` is after the last row *written* to the sink, so the next query
+        neither skips nor repeats a row. Raises ``exc`` once the retries are spent.
+        """
+        if result.retries >= self.retries.attempts:
+            raise SourceConnectionError(f"{exc} (gave up after {result.retries} retries)") from None
+        result.retries += 1
+        wait = self.retries.wait(result.retries)
+        log.warning(
+            "MySQL read cut; reconnecting and resuming after the last written row",
+            table=self.table_name,
+            retry=result.retries,
+            of=self.retries.attempts,
+            wait_seconds=wait,
+            error=str(exc),
+        )
+        if self._ahead is not None:
+            with contextlib.suppress(Exception):
+                self._ahead[1].close()
+            self._ahead = None
+        self.reader.close()
+        time.sleep(wait)
 
     def _dates_as_text(self, exc: NativeDecodeError) -> Any:
         """The strategy with dates selected as text, after connectorx failed on one.

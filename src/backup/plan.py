@@ -32,6 +32,7 @@ class BackupResult:
     nul_chars: int = 0
     truncated: int = 0
     null_cursor_rows: int = 0
+    retries: int = 0  # transient faults ridden out (a cut MySQL read resumed)
     estimated_rows: int = 0
     reader: str = ""
     stopped_by: str | None = None  # "limit" | "max_chunks" | None (window exhausted)

@@ -155,11 +155,24 @@ class BackupDefaults(_Frozen):
     batch_size: int | None = Field(None, gt=0)
 
 
+class RetryConfig(_Frozen):
+    """How often a run rides out a transient fault (a cut MySQL read) before it gives up."""
+
+    attempts: int = Field(3, ge=0)
+    initial_wait_seconds: float = Field(1.0, ge=0)
+    max_wait_seconds: float = Field(30.0, ge=0)
+
+    def wait(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based): doubling, capped."""
+        return float(min(self.initial_wait_seconds * 2 ** (attempt - 1), self.max_wait_seconds))
+
+
 class ProcessingConfig(_Frozen):
-    """Chunking and parallelism knobs (pipeline or table level)."""
+    """Chunking, parallelism and retry knobs (pipeline or table level)."""
 
     batch_size: int | None = Field(None, gt=0)
     max_parallel_tables: int | None = Field(None, gt=0)
+    retries: RetryConfig | None = None
 
 
 class PipelineS3Config(_Frozen):
@@ -316,6 +329,11 @@ def resolve_chunk_size(pipeline: PipelineConfig, table: TableConfig) -> tuple[in
     if pipeline.processing.batch_size:
         return pipeline.processing.batch_size, "pipeline config"
     return DEFAULT_CHUNK_SIZE, "system default"
+
+
+def resolve_retries(pipeline: PipelineConfig, table: TableConfig) -> RetryConfig:
+    """Table ``processing.retries`` > pipeline ``processing.retries`` > 3 retries from 1 s."""
+    return table.processing.retries or pipeline.processing.retries or RetryConfig()
 
 
 def resolve_rows_per_file(

@@ -64,10 +64,19 @@ class MySQLEndpoint:
             raise self.connection_error(exc) from None
 
     def connectorx_url(self) -> str:
-        """``mysql://user:password@host:port/db`` with every part percent-encoded."""
+        """``mysql://user:password@host:port/db?prefer_socket=false``, parts percent-encoded.
+
+        The Rust ``mysql`` crate connectorx uses *prefers the server's Unix socket*
+        when the host is a loopback address: it asks the server for ``@@socket``
+        and reconnects through that path on this machine. Through an SSH tunnel
+        (always loopback) that path is a local server's socket — another server —
+        and it bypasses any proxy in between; ``prefer_socket=false`` keeps TCP.
+        https://docs.rs/mysql/latest/mysql/struct.OptsBuilder.html#method.prefer_socket
+        """
         auth = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}"
         host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6 literal
-        return f"mysql://{auth}@{host}:{self.port}/{quote(self.database or '', safe='')}"
+        database = quote(self.database or "", safe="")
+        return f"mysql://{auth}@{host}:{self.port}/{database}?prefer_socket=false"
 
     def scrub(self, text: str) -> str:
         """``text`` with the password (plain or percent-encoded) masked."""

@@ -167,7 +167,10 @@ def _run_table(
                 backup = TableBackup(
                     run, options.backup_options(execution_id), on_progress=on_progress
                 )
-                outcome.backup = backup.run()
+                try:
+                    backup.run()
+                finally:  # a failed run's report counts what it recorded before failing
+                    outcome.backup = backup.result
             if not options.backup_only and load is not None:
                 outcome.load = load.run()
                 _after_load(run, options, before, outcome, connect)

@@ -123,7 +123,7 @@ def _column(name: str, table: str | None, max_bytes: int = MAX_IDENTIFIER_BYTES)
     )
 
 
-def shown(text: str, limit: int = 80) -> str:
+def shown(text: str, limit: int = 256) -> str:
     """``text`` quoted for a message, cut to ``limit`` characters (a name can be megabytes)."""
     return repr(text if len(text) <= limit else text[:limit] + "…")
 

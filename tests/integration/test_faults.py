@@ -3,6 +3,7 @@ and a plain re-run makes the target equal the source."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -10,8 +11,10 @@ import time
 from pathlib import Path
 
 import psycopg2
+import pytest
 
 from tests.support.databases import MySQLDatabase, PgSchema
+from tests.support.fault_proxy import fault_proxy
 from tests.support.pipelines import ROOT, Project, make_project
 
 HYBRID = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_id_column": "id"}
@@ -89,8 +92,6 @@ def test_target_connection_cut_during_copy(
 
 
 def _mount_tmpfs(path: Path, size: str) -> None:
-    import pytest
-
     path.mkdir(parents=True, exist_ok=True)
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
@@ -130,3 +131,58 @@ def test_stage_disk_full_is_a_stage_error_and_leaves_no_partial_file(
         assert count == distinct == 40000
     finally:
         subprocess.run(["umount", "-l", str(project.stage_dir)], capture_output=True)
+
+
+FAST_RETRIES = {"attempts": 3, "initial_wait_seconds": 0.2, "max_wait_seconds": 1}
+
+
+@pytest.mark.parametrize("reader", ["connectorx", "pymysql"])
+def test_mysql_read_cut_mid_chunk_resumes_without_gap_or_repeat(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema, reader: str
+) -> None:
+    table = parcels(mysql_db, 200_000)
+    cfg = HYBRID | {"processing": {"batch_size": 50_000, "retries": FAST_RETRIES}}
+    with fault_proxy(mysql_db.host, mysql_db.port) as proxy:
+        project = make_project(
+            tmp_path, mysql_db, {table: cfg}, pg=pg, source_extra={"port": proxy.port}
+        )
+        proxy.reset_after(12_000_000)  # inside the second 50,000-row chunk (~8.5 MB each)
+        result = project.cli(
+            "sync", "pipeline", "-p", "p", "--backup-only", "--reader", reader,
+            "--json-output", "-",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert proxy.resets == 1
+    report = json.loads(result.stdout)
+    assert report["table_results"][table]["retries"] == 1
+    staged = project.staged_table(table)
+    ids = staged.column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == 200_000  # nothing skipped, nothing staged twice
+    project.cli("sync", "pipeline", "-p", "p", "--redshift-only", check=True)
+    count, distinct = pg.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM parcels")[0]
+    assert count == distinct == 200_000
+
+
+def test_mysql_gone_for_good_exits_2_after_the_retries(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    table = parcels(mysql_db, 200_000)
+    cfg = HYBRID | {"processing": {"batch_size": 50_000, "retries": FAST_RETRIES}}
+    with fault_proxy(mysql_db.host, mysql_db.port) as proxy:
+        project = make_project(
+            tmp_path, mysql_db, {table: cfg}, pg=pg, source_extra={"port": proxy.port}
+        )
+        proxy.reset_after(12_000_000)
+        proxy.refuse_after_reset = True  # the server stays unreachable
+        result = project.cli("sync", "pipeline", "-p", "p", "--json-output", "-")
+    assert result.returncode == 2, result.stderr
+    (line,) = errors(result.stderr)
+    assert f"127.0.0.1:{proxy.port}" in line and "after 3 retries" in line, line
+    assert "Traceback" not in result.stderr
+    report = json.loads(result.stdout)
+    assert report["table_results"][table]["retries"] == 3
+    assert report["table_results"][table]["rows_extracted"] >= 50_000  # what was recorded
+    again = make_project(tmp_path, mysql_db, {table: cfg}, pg=pg)  # the server is back
+    assert again.cli("sync", "pipeline", "-p", "p").returncode == 0
+    count, distinct = pg.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM parcels")[0]
+    assert count == distinct == 200_000
