@@ -147,10 +147,13 @@ class AwsLimitsMiddleware:
 
 
 def build_app() -> WsgiApp:
-    """moto's dispatcher application (as ``moto.server`` builds it), wrapped in the limits."""
+    """moto's dispatcher application (as ``moto.server`` builds it), wrapped in the limits
+    and in the fault switch of :mod:`tests.support.s3_faults`."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return AwsLimitsMiddleware(DomainDispatcherApplication(create_backend_app))
+    from tests.support.s3_faults import FaultMiddleware
+
+    return FaultMiddleware(AwsLimitsMiddleware(DomainDispatcherApplication(create_backend_app)))
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:
