@@ -159,7 +159,7 @@ class Servers:
     pg_user: str
     pg_database: str
 
-    def mysql(self, database: str | None = None) -> Any:
+    def mysql(self, database: str | None = None, *, utc: bool = False) -> Any:
         return pymysql.connect(
             host=self.mysql_host,
             port=self.mysql_port,
@@ -168,20 +168,12 @@ class Servers:
             database=database,
             autocommit=True,
             charset="utf8mb4",
+            init_command="SET time_zone = '+00:00'" if utc else None,
         )
 
     def mysql_for(self, database: str) -> Any:
         """A factory of connections to ``database`` (UTC session, like the tool's)."""
-        return lambda: pymysql.connect(
-            host=self.mysql_host,
-            port=self.mysql_port,
-            user=self.mysql_user,
-            password=self.mysql_password,
-            database=database,
-            autocommit=True,
-            charset="utf8mb4",
-            init_command="SET time_zone = '+00:00'",
-        )
+        return lambda: self.mysql(database, utc=True)
 
     def pg(self) -> Any:
         """A new PostgreSQL connection."""

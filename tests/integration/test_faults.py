@@ -136,16 +136,25 @@ def test_stage_disk_full_is_a_stage_error_and_leaves_no_partial_file(
 FAST_RETRIES = {"attempts": 3, "initial_wait_seconds": 0.2, "max_wait_seconds": 1}
 
 
+def retrying() -> dict[str, object]:
+    """The table config of the read-cut tests: 50,000-row chunks, quick retries."""
+    return HYBRID | {"processing": {"batch_size": 50_000, "retries": FAST_RETRIES}}
+
+
+def proxied(
+    root: Path, db: MySQLDatabase, pg: PgSchema, tables: dict[str, dict[str, object]], port: int
+) -> Project:
+    """A project whose MySQL source is reached through the fault proxy on ``port``."""
+    return make_project(root, db, tables, pg=pg, source_extra={"port": port})
+
+
 @pytest.mark.parametrize("reader", ["connectorx", "pymysql"])
 def test_mysql_read_cut_mid_chunk_resumes_without_gap_or_repeat(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema, reader: str
 ) -> None:
-    table = parcels(mysql_db, 200_000)
-    cfg = HYBRID | {"processing": {"batch_size": 50_000, "retries": FAST_RETRIES}}
+    table, cfg = parcels(mysql_db, 200_000), retrying()
     with fault_proxy(mysql_db.host, mysql_db.port) as proxy:
-        project = make_project(
-            tmp_path, mysql_db, {table: cfg}, pg=pg, source_extra={"port": proxy.port}
-        )
+        project = proxied(tmp_path, mysql_db, pg, {table: cfg}, proxy.port)
         proxy.reset_after(12_000_000)  # inside the second 50,000-row chunk (~8.5 MB each)
         result = project.cli(
             "sync", "pipeline", "-p", "p", "--backup-only", "--reader", reader,
@@ -166,12 +175,9 @@ def test_mysql_read_cut_mid_chunk_resumes_without_gap_or_repeat(
 def test_mysql_gone_for_good_exits_2_after_the_retries(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
 ) -> None:
-    table = parcels(mysql_db, 200_000)
-    cfg = HYBRID | {"processing": {"batch_size": 50_000, "retries": FAST_RETRIES}}
+    table, cfg = parcels(mysql_db, 200_000), retrying()
     with fault_proxy(mysql_db.host, mysql_db.port) as proxy:
-        project = make_project(
-            tmp_path, mysql_db, {table: cfg}, pg=pg, source_extra={"port": proxy.port}
-        )
+        project = proxied(tmp_path, mysql_db, pg, {table: cfg}, proxy.port)
         proxy.reset_after(12_000_000)
         proxy.refuse_after_reset = True  # the server stays unreachable
         result = project.cli("sync", "pipeline", "-p", "p", "--json-output", "-")
