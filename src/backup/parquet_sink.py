@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import queue
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +34,11 @@ from src.core.stage import Stage
 from src.core.table_schema import POSITION_METADATA_KEY, SCHEMA_METADATA_KEY
 from src.errors import StageError
 from src.utils.faults import fault_point
+from src.utils.logging_setup import get_logger
 from src.utils.memory import release_memory
+from src.utils.scratch import scratch_dir, sweep_dead_runs
+
+log = get_logger("backup")
 
 _QUEUE_DEPTH = 2  # closed files waiting for upload (each one is on local disk)
 
@@ -72,7 +75,10 @@ class ParquetSink:
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=_QUEUE_DEPTH)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="parquet-upload", daemon=True)
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="s3backup-")
+        swept = sweep_dead_runs()  # what killed runs left behind
+        if swept:
+            log.info("removed scratch directories of dead runs", directories=swept)
+        self._tmpdir = scratch_dir()
         self._writer: pq.ParquetWriter | None = None
         self._path = ""
         self._files = 0

@@ -24,6 +24,7 @@ from types import TracebackType
 from src.core.stage import Stage
 from src.errors import LockHeldError
 from src.utils.logging_setup import get_logger
+from src.utils.scratch import pid_alive
 
 DEFAULT_TTL_SECONDS = 120.0
 log = get_logger("lock")
@@ -43,16 +44,6 @@ class LockInfo:
         """Human description of the holder."""
         started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.acquired_at))
         return f"{self.owner} (host {self.host}, pid {self.pid}, since {started})"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class TableLock:
@@ -92,7 +83,7 @@ class TableLock:
 
     def _is_stale(self, holder: LockInfo) -> bool:
         if holder.host == socket.gethostname() and holder.pid > 0:
-            return not _pid_alive(holder.pid)
+            return not pid_alive(holder.pid)
         return holder.expires_at < time.time()
 
     def acquire(self) -> None:

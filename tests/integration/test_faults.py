@@ -4,6 +4,7 @@ and a plain re-run makes the target equal the source."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -33,8 +34,6 @@ def parcels(db: MySQLDatabase, rows: int) -> str:
 
 
 def start(project: Project, *args: str) -> subprocess.Popen[str]:
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUP_", "AWS_"))}
     env.update(project.env)
     command = [sys.executable, "-m", "src.cli.main", "--config-dir", str(project.config_dir)]
@@ -192,3 +191,28 @@ def test_mysql_gone_for_good_exits_2_after_the_retries(
     assert again.cli("sync", "pipeline", "-p", "p").returncode == 0
     count, distinct = pg.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM parcels")[0]
     assert count == distinct == 200_000
+
+
+def test_scratch_files_of_a_killed_run_are_removed_by_the_next(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    import tempfile
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = Path(tempfile.gettempdir()) / f"s3backup-{int(gone.stdout)}-leftover"
+    live = Path(tempfile.gettempdir()) / f"s3backup-{os.getpid()}-in-use"
+    for path in (dead, live):
+        path.mkdir(exist_ok=True)
+        (path / "000001.parquet").write_bytes(b"PAR1 half a file")
+    try:
+        table = parcels(mysql_db, 100)
+        project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
+        project.cli("sync", "pipeline", "-p", "p", check=True)
+        assert not dead.exists()  # its process is gone
+        assert (live / "000001.parquet").exists()  # a live process's scratch is left alone
+    finally:
+        import shutil
+
+        shutil.rmtree(dead, ignore_errors=True)
+        shutil.rmtree(live, ignore_errors=True)
