@@ -29,15 +29,18 @@ from src.config.settings import (
 )
 from src.core.connections import ConnectionManager
 from src.core.simple_watermark_manager import Watermark, utc_now_iso
+from src.core.stage import LocalStage
 from src.core.table_run import TableRun
 from src.errors import DataError
 from src.utils.logging_setup import get_logger
 from src.utils.naming import (
+    WATERMARK_PREFIX,
     data_file_name,
     partition_path,
 )
 
 log = get_logger("backup")
+_SHARED_TEMP_AGE_SECONDS = 3600.0
 
 
 class TableBackup:
@@ -69,6 +72,7 @@ class TableBackup:
         """
         result = self.result = BackupResult(self.table_name)
         begin = time.perf_counter()
+        self._sweep_leftovers()
         wm = self.watermarks.read()
         wm.mysql_state.status = "in_progress"
         wm.mysql_state.execution_id = self.options.execution_id
@@ -91,6 +95,17 @@ class TableBackup:
         wm.mysql_state.finish()
         self.watermarks.write(wm)
         return result
+
+    def _sweep_leftovers(self) -> None:
+        """Temp files of killed writes in a local stage: the table's own (its lock is held)
+        and watermark temp files older than an hour (other tables write beside them)."""
+        stage = self.watermarks.stage
+        if not isinstance(stage, LocalStage):
+            return  # S3 writes have no temp objects
+        swept = stage.sweep_temp_files(self.run_context.data_prefix, 0)
+        swept += stage.sweep_temp_files(WATERMARK_PREFIX, _SHARED_TEMP_AGE_SECONDS)
+        if swept:
+            log.info("removed temp files of killed writes", table=self.table_name, files=swept)
 
     def plan(self, conn: Any, wm: Watermark) -> BackupPlan:
         """Schema, strategy, window, start and sizes of a run (reads MySQL, changes nothing)."""

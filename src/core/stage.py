@@ -8,6 +8,7 @@ Two implementations of one small interface: ``S3Stage`` in
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -209,6 +210,25 @@ class LocalStage:
             except FileNotFoundError:
                 continue
         return count
+
+    def sweep_temp_files(self, prefix: str, older_than_seconds: float) -> int:
+        """Remove the ``.tmp-*`` files a killed writer left under ``prefix``; how many went.
+
+        Only files last modified more than ``older_than_seconds`` ago: a live
+        writer's temp file is seconds old (0 where the caller's lock keeps every
+        other writer out).
+        """
+        base = self.root / prefix
+        if not base.is_dir():
+            return 0
+        cutoff = dt.datetime.now(dt.UTC).timestamp() - older_than_seconds
+        removed = 0
+        for path in base.rglob(".tmp-*"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_file() and path.stat().st_mtime <= cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def check(self) -> str:
         """Write, read back and delete a probe file."""

@@ -57,6 +57,7 @@ _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _NOT_KEY_CHAR = re.compile(r"[^a-z0-9_]")
 _HASH_HEX_DIGITS = 8
 _WATERMARK_DIR = "watermarks/v2"
+WATERMARK_PREFIX = f"{_WATERMARK_DIR}/"  # every watermark and lock key starts with it
 
 
 # https://dev.mysql.com/doc/refman/8.0/en/identifier-length.html

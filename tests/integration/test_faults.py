@@ -216,3 +216,22 @@ def test_scratch_files_of_a_killed_run_are_removed_by_the_next(
 
         shutil.rmtree(dead, ignore_errors=True)
         shutil.rmtree(live, ignore_errors=True)
+
+
+def test_temp_files_of_killed_stage_writes_are_removed(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    table = parcels(mysql_db, 100)
+    project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
+    project.cli("sync", "pipeline", "-p", "p", check=True)
+    data_dir = next(p.parent for p in project.stage_dir.rglob("*.parquet"))
+    mine = data_dir / ".tmp-killed-upload"  # the table's own: its lock is held
+    old = project.stage_dir / "watermarks" / "v2" / ".tmp-killed-watermark"
+    fresh = project.stage_dir / "watermarks" / "v2" / ".tmp-another-tables-write"
+    for path in (mine, old, fresh):
+        path.write_bytes(b"half")
+    an_hour_ago = time.time() - 3700
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    project.cli("sync", "pipeline", "-p", "p", check=True)
+    assert not mine.exists() and not old.exists()
+    assert fresh.exists()  # another table's write may be going on now
