@@ -127,9 +127,7 @@ class TableComparer:
     # ------------------------------------------------------------ segments
     def _both(self, call: Callable[[DigestSide], T]) -> tuple[T, T]:
         """``call`` on the source (in the worker thread) and the target, at once."""
-        pending = self._pool.submit(call, self.source)
-        target = call(self.target)
-        return pending.result(), target
+        return at_once(lambda: call(self.source), lambda: call(self.target), self._pool)
 
     def _segment(self, rng: Range, top: bool) -> None:
         (s_count, s_sum), (t_count, t_sum) = self._both(lambda side: side.checksum(rng))
@@ -230,12 +228,19 @@ def _same_fetched(s: RowDigest, t: RowDigest) -> bool:
     )
 
 
-def at_once(source: Callable[[], T], target: Callable[[], T]) -> tuple[T, T]:
-    """Both calls at the same time (the source in a thread): each side has its connection."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-source") as pool:
-        pending = pool.submit(source)
-        other = target()
-        return pending.result(), other
+def at_once(
+    source: Callable[[], T], target: Callable[[], T], pool: ThreadPoolExecutor | None = None
+) -> tuple[T, T]:
+    """Both calls at the same time (the source in ``pool``, else a new thread).
+
+    Each side has its own connection, so the two never share a driver object.
+    """
+    if pool is None:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-source") as own:
+            return at_once(source, target, own)
+    pending = pool.submit(source)
+    other = target()
+    return pending.result(), other
 
 
 _DONE = object()

@@ -537,3 +537,21 @@ def test_other_statements_pass_through(rs: RedshiftDouble) -> None:
         run(rs, 'DELETE FROM "ledger"')
     assert run(rs, 'SELECT count(*) FROM "ledger"') == [(0,)]
     assert not rs.closed and rs.autocommit is False
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("SELECT ('x' || MD5('a'))::BIT(60)::BIGINT", 'type "bit"'),
+        ("SELECT CAST('1' AS BIT(1))", 'type "bit"'),
+        ("SELECT 'a' COLLATE \"C\"", 'collation "C"'),
+    ],
+)
+def test_postgresql_only_verify_sql_is_rejected(rs: RedshiftDouble, sql: str, message: str) -> None:
+    """verify's PostgreSQL checksum forms must never reach Redshift (its own use STRTOL)."""
+    with pytest.raises(RedshiftError, match=message), rs.cursor() as cur:
+        cur.execute(sql)
+    rs.rollback()
+    with rs.cursor() as cur:  # the Redshift forms the double emulates
+        cur.execute("SELECT STRTOL('ff', 16), FROM_VARBYTE('ab'::bytea, 'hex')")
+        assert cur.fetchone() == (255, "6162")
