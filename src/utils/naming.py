@@ -294,6 +294,30 @@ def table_slug(scope: str, schema: str, table: str) -> str:
     return key_part(scope, schema, table)
 
 
+# Airflow task ids: letters, digits, "_", "-" and "." only, at most 250 characters
+# (https://airflow.apache.org/docs/apache-airflow/stable/core-concepts/dags.html;
+# KEY_REGEX and ID_LEN in airflow.utils.helpers).
+# MySQL's 64-character names keep every id far below that limit.
+_NOT_TASK_ID_CHAR = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def task_id(action: str, qualified: str) -> str:
+    """Return the Airflow task id of ``action`` (``sync``, ``verify``) on ``schema.table``.
+
+    ``sync_<schema>.<table>``: case and the dot are kept, so two tables never share an
+    id through folding or through where ``_`` splits them; any other character outside
+    ``[A-Za-z0-9_-]`` becomes ``_`` and an 8-hex-digit hash of the name is appended,
+    as :func:`key_part` does. ConfigError for a name that is not ``schema.table``.
+    """
+    schema, table = split_table_name(qualified)
+    parts = [_NOT_TASK_ID_CHAR.sub("_", part) for part in (schema, table)]
+    ident = f"{action}_{parts[0]}.{parts[1]}"
+    if parts != [schema, table]:
+        digest = hashlib.sha1(qualified.encode("utf-8"), usedforsecurity=False).hexdigest()
+        ident = f"{ident}_{digest[:_HASH_HEX_DIGITS]}"
+    return ident
+
+
 def watermark_key(scope: str, schema: str, table: str, target: str) -> str:
     """Return the key of a table's watermark: ``watermarks/v2/<slug>_<target>.json``."""
     return f"{_WATERMARK_DIR}/{table_slug(scope, schema, table)}_{key_part(target)}.json"

@@ -31,6 +31,7 @@ from src.utils.naming import (
     split_table_name,
     table_data_prefix,
     table_slug,
+    task_id,
     watermark_key,
 )
 
@@ -454,3 +455,16 @@ def test_new_execution_id() -> None:
     assert new_execution_id(local).startswith("sync_20250926_195438_")
     assert re.fullmatch(r"sync_\d{8}_\d{6}_[0-9a-f]{8}", new_execution_id())
     assert len({new_execution_id(now) for _ in range(50)}) == 50
+
+
+def test_task_ids_keep_case_and_the_dot_and_hash_what_they_replace() -> None:
+    assert task_id("sync", "unidw.dw_orders") == "sync_unidw.dw_orders"
+    assert task_id("verify", "Shop.Orders") == "verify_Shop.Orders"
+    # Where "_" splits the name matters: these two never share a task.
+    assert task_id("sync", "a.b_c") != task_id("sync", "a_b.c")
+    spaced, dashed = task_id("sync", "db.my table"), task_id("sync", "db.my_table")
+    assert re.fullmatch(r"sync_db\.my_table_[0-9a-f]{8}", spaced)
+    assert spaced != dashed
+    assert re.fullmatch(r"[A-Za-z0-9_.-]+", task_id("sync", "db.tä-ble"))
+    with pytest.raises(ConfigError):
+        task_id("sync", "no_schema")

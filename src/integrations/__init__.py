@@ -1,0 +1,1 @@
+"""Adapters that run the tool from other systems (schedulers); nothing in ``src`` imports them."""
