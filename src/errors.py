@@ -78,6 +78,10 @@ class LoadConflictError(Transient, LoadError):
     """The target aborted the load for a concurrent writer (serializable isolation)."""
 
 
+class TargetConnectionLost(Transient, LoadError):
+    """The target connection broke during a load: nothing was committed; a new one may work."""
+
+
 class LockHeldError(BackupError):
     """Another run holds the table's lock: wait for it or check the holder."""
 

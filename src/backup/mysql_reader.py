@@ -38,6 +38,7 @@ from pymysql.converters import encoders
 
 from src.backup.arrow_convert import ConversionStats, convert_batch
 from src.core.connections import SESSION_TIME_ZONE_SQL, MySQLEndpoint
+from src.core.driver_errors import connection_failed
 from src.core.table_schema import TableSchema
 from src.errors import DataError, NativeDecodeError, first_line
 
@@ -48,10 +49,6 @@ ReaderChoice = Literal["auto", "connectorx", "pymysql"]
 # (100,000) so that encoding a batch overlaps reading the next: on the SPEC §10.1
 # table 50,000 ran ~5% faster than 100,000, with ~25 MB less peak RSS.
 DEFAULT_BATCH_SIZE = 50_000
-# Client error codes that mean "the server could not be reached or dropped us":
-# https://mariadb.com/kb/en/mariadb-error-codes/ (1045 access denied, 2003 cannot
-# connect, 2006 gone away, 2013 lost connection, 2055 lost at system error).
-_CONNECTION_ERRORS = frozenset({1045, 2003, 2006, 2013, 2055})
 # connectorx 0.4 (pinned) panics, through pyo3's PanicException, in two ways that matter.
 # A DATE/DATETIME value mysql_common cannot convert (a zero date):
 #   Could not retrieve `core::option::Option<chrono::naive::date::NaiveDate>`: ...
@@ -305,8 +302,8 @@ class PyMySQLReader(MySQLReader):
                 arrays = [pa.array(col, typ) for col, typ in zip(columns, types, strict=True)]
                 yield pa.RecordBatch.from_arrays(arrays, names=names)
             finished = True
-        except pymysql.err.OperationalError as exc:
-            if exc.args and exc.args[0] in _CONNECTION_ERRORS:
+        except pymysql.err.MySQLError as exc:
+            if connection_failed(exc):
                 raise self.endpoint.connection_error(exc) from exc
             raise
         finally:

@@ -33,6 +33,7 @@ class _Boundary(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """Run the command line and exit with the right code (never returns)."""
         kwargs["standalone_mode"] = False
+        sys.excepthook = _printed_by_native_code
         try:
             self._run(*args, **kwargs)
         finally:
@@ -63,6 +64,21 @@ class _Boundary(click.Group):
             )
             sys.exit(1)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _printed_by_native_code(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """An exception C code prints with ``PyErr_Print`` instead of raising: one debug line.
+
+    Every exception a command raises ends at the boundary above, so only native
+    code reaches this hook: psycopg2 prints the server's error of a COPY whose
+    connection was terminated (``AdminShutdown`` … ``SystemError: <function
+    decode> returned a result with an exception set``) and then raises it, and
+    the load reports that error itself.
+    """
+    from src.utils.logging_setup import get_logger, scrub_text
+
+    text = scrub_text(f"{kind.__name__}: {exc}")
+    get_logger("cli").debug("a driver printed an error", error=text)
 
 
 def _error(message: str, exc: BaseException | None = None) -> None:

@@ -156,7 +156,7 @@ class BackupDefaults(_Frozen):
 
 
 class RetryConfig(_Frozen):
-    """How often a run rides out a transient fault (a cut MySQL read) before it gives up."""
+    """How often a run rides out a transient fault (a cut MySQL read or load) before giving up."""
 
     attempts: int = Field(3, ge=0)
     initial_wait_seconds: float = Field(1.0, ge=0)

@@ -185,7 +185,8 @@ class ConnectionManager:
             except psycopg2.OperationalError as exc:
                 reason = first_line(exc)
                 raise SourceConnectionError(
-                    f"{cfg.type} target {name} ({cfg.host}:{port}): {reason}"
+                    f"{cfg.type} target {name} ({cfg.host}:{port}): {reason}; check that the "
+                    "server is up and reachable from this host"
                 ) from None
             try:
                 with conn.cursor() as cur:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,23 +21,30 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential,
 )
 
+from src.config.settings import resolve_retries
 from src.core.connections import ConnectionManager
+from src.core.driver_errors import connection_failed
 from src.core.simple_watermark_manager import Watermark
 from src.core.stage import Stage
 from src.core.table_run import TableRun
 from src.core.table_schema import TableSchema
-from src.errors import DataError, LoadError, StageError, first_line, is_transient
+from src.errors import (
+    BackupError,
+    LoadError,
+    StageError,
+    TargetConnectionLost,
+    first_line,
+    is_transient,
+)
 from src.load.deletions import Deletions
 from src.load.ledger import Ledger
 from src.load.merge import TableWriter
-from src.load.schema_drift import drift_changes
 from src.load.staged_files import read_footer
+from src.load.target_table import TargetTable
 from src.load.targets.base import (
     StagedFileRef,
-    TargetColumn,
     TargetDialect,
 )
 from src.utils.faults import fault_point
@@ -51,7 +58,6 @@ from src.utils.naming import (
 )
 
 log = get_logger("load")
-_LOAD_ATTEMPTS = 4  # one load and up to three retries of a transient failure
 
 
 @dataclass
@@ -64,6 +70,7 @@ class LoadResult:
     repaired_files: int = 0
     superseded_files: int = 0
     deleted_rows: int = 0  # rows deleted or marked (verify --repair, --detect-deletes)
+    retries: int = 0  # transient failures ridden out (a conflict, a lost connection)
     seconds: float = 0.0
 
 
@@ -91,6 +98,8 @@ class TableLoad:
         self.execution_id = run.execution_id
         self.stage: Stage = run.stage  # one stage client per table run
         self.target_cfg = run.app.targets[run.pipeline.target]
+        self.retries = resolve_retries(run.pipeline, run.config)
+        self.result = LoadResult(self.table_name)  # this run's, also when it failed
         manager = ConnectionManager(run.app)
         self.connect: Connect = connect or (lambda: manager.target(run.pipeline.target))
         self.schema_name, self.source_table = run.source_schema, run.source_table
@@ -110,20 +119,24 @@ class TableLoad:
             self.target_table,
             f"manifests/{slug}/{self.execution_id}_",
         )
+        self.target = TargetTable(
+            dialect, self.writer, self.target_schema, self.target_table, self.table_name
+        )
 
     # ------------------------------------------------------------------ run
     def run(self) -> LoadResult:
         """Load every staged file the ledger does not hold yet."""
-        result = LoadResult(self.table_name)
+        result = self.result = LoadResult(self.table_name)
         begin = time.perf_counter()
         wm = self.watermarks.read()
         try:
-            with self.connect() as conn:
+            with ExitStack() as stack:
+                conn = stack.enter_context(self.connect())
                 self.ledger.ensure(conn)
                 self._repair_from_ledger(conn, wm, result)
                 pending = list(wm.backup_s3_files)
                 if pending or self.deletions:
-                    self._load(conn, wm, pending, result)
+                    self._load(conn, stack, wm, pending, result)
         except BaseException as exc:
             wm = self.watermarks.read()
             wm.redshift_state.finish(exc)
@@ -184,22 +197,15 @@ class TableLoad:
         result.repaired_files = len(lagging)
 
     # ------------------------------------------------------------------ load
-    def _load(self, conn: Any, wm: Watermark, pending: list[str], result: LoadResult) -> None:
+    def _load(
+        self, conn: Any, stack: ExitStack, wm: Watermark, pending: list[str], result: LoadResult
+    ) -> None:
         pending, superseded = self._snapshot_files(wm, pending)
         verified = self._verify(pending)
         refs = [ref for ref, _ in verified]
         groups = _group_by_schema(verified)
-        self._apply_ddl(conn, [schema for schema, _ in groups])
-        # A concurrent writer's abort (transient) is retried from the start of the
-        # transaction; the ledger makes a retried load exact. Anything else is final.
-        retrying = Retrying(
-            retry=retry_if_exception(is_transient),
-            stop=stop_after_attempt(_LOAD_ATTEMPTS),
-            wait=wait_exponential(multiplier=0.5, max=8),
-            before_sleep=lambda state: _retried(conn, state),
-            reraise=True,
-        )
-        rows = retrying(self._transaction, conn, wm, groups, superseded, result)
+        self.target.apply_ddl(conn, [schema for schema, _ in groups], self.deletions)
+        rows = self._with_retries(conn, stack, wm, groups, superseded, result)
         fault_point("after_load_commit")
         _mark_processed(wm, [r.uri for r in refs] + superseded)
         state = wm.redshift_state
@@ -209,6 +215,61 @@ class TableLoad:
         self.watermarks.write(wm)
         result.rows, result.files, result.superseded_files = rows, len(refs), len(superseded)
         log.info("loaded", table=self.table_name, rows=rows, files=len(refs))
+
+    def _with_retries(
+        self,
+        conn: Any,
+        stack: ExitStack,
+        wm: Watermark,
+        groups: list[tuple[TableSchema, list[StagedFileRef]]],
+        superseded: list[str],
+        result: LoadResult,
+    ) -> int:
+        """The load transaction, retried from its start after a transient failure.
+
+        A concurrent writer's abort or a lost connection (then on a new connection)
+        is retried up to ``processing.retries.attempts`` times; the ledger makes a
+        retried load exact. Anything else is final.
+        """
+        live = [conn]
+        uris = [f.uri for _, files in groups for f in files]
+
+        def attempt() -> int:
+            if getattr(live[0], "closed", 0):
+                live[0] = stack.enter_context(self.connect())
+                # A connection lost at COMMIT leaves its outcome unknown: the ledger knows.
+                if uris and self.ledger.loaded_among(live[0], uris[:1]):
+                    live[0].rollback()
+                    return sum(f.rows for _, files in groups for f in files)
+            return self._transaction(live[0], wm, groups, superseded, result)
+
+        def before_retry(state: RetryCallState) -> None:
+            result.retries += 1
+            if not getattr(live[0], "closed", 0):
+                live[0].rollback()
+            outcome = state.outcome
+            error = outcome.exception() if outcome is not None else None
+            log.warning(
+                "load retried",
+                table=self.table_name,
+                retry=result.retries,
+                of=self.retries.attempts,
+                error=str(error),
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(self.retries.attempts + 1),
+            wait=lambda state: self.retries.wait(state.attempt_number),
+            before_sleep=before_retry,
+            reraise=True,
+        )
+        try:
+            return int(retrying(attempt))
+        except BackupError as exc:
+            if not (result.retries and is_transient(exc)):
+                raise
+            raise type(exc)(f"{exc} (gave up after {result.retries} retries)") from None
 
     def _snapshot_files(self, wm: Watermark, pending: list[str]) -> tuple[list[str], list[str]]:
         """``full_sync replace`` loads only the latest complete snapshot; older ones are moot."""
@@ -250,7 +311,7 @@ class TableLoad:
         with conn.cursor() as cur:
             try:
                 for n, (schema, files) in enumerate(groups):
-                    target_cols = self._target_columns(cur)
+                    target_cols = self.target.columns(cur)
                     total += self.writer.write(cur, schema, files, target_cols, n)
                 if self.deletions is not None:
                     result.deleted_rows = self.deletions.apply(
@@ -261,70 +322,29 @@ class TableLoad:
                 loaded += [(uri, 0) for uri in superseded]  # recorded, never loaded
                 self.ledger.insert(cur, wm.table_name, loaded, self.execution_id)
                 fault_point("before_load_commit")
-            except (LoadError, DataError, StageError):
+                self.watermarks.check_guard()  # a run that lost its lock commits nothing
+                conn.commit()
+            except BackupError:
                 raise
             except Exception as exc:
-                doing = (
-                    f"loading {self.table_name} into {self.target_cfg.type} target "
-                    f"{self.pipeline.target}"
-                )
-                raise self.dialect.classify(exc, doing) from None
-        self.watermarks.check_guard()  # a run that lost its lock commits nothing
-        conn.commit()
+                raise self._driver_error(exc) from None
         return total
 
-    def _apply_ddl(self, conn: Any, schemas: list[TableSchema]) -> None:
-        """Create or evolve the target table, outside the load transaction.
-
-        Redshift refuses ``ALTER COLUMN … TYPE`` inside a transaction block
-        (https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html), so
-        DDL runs in autocommit before the load; every statement is computed
-        from the table's current state, so running it again is harmless.
-        """
-        conn.commit()  # end the read-only transaction of the ledger queries
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                for schema in schemas:
-                    for statement in self.ddl_changes(cur, schema):
-                        log.info("target DDL", table=self.target_table, sql=statement)
-                        cur.execute(statement)
-                if self.deletions is not None:
-                    have = set(self._target_columns(cur))
-                    for statement in self.deletions.ddl(
-                        self.target_schema, self.target_table, have
-                    ):
-                        log.info("target DDL", table=self.target_table, sql=statement)
-                        cur.execute(statement)
-        except (LoadError, DataError):
-            raise
-        except Exception as exc:
-            raise LoadError(
-                f"changing target table {self.target_table} failed: {first_line(exc)}"
-            ) from None
-        finally:
-            conn.autocommit = False
+    def _driver_error(self, exc: Exception) -> LoadError:
+        """The driver's error during the load transaction as ours (both: nothing committed)."""
+        cfg = self.target_cfg
+        doing = f"loading {self.table_name} into {cfg.type} target {self.pipeline.target}"
+        if connection_failed(exc):
+            return TargetConnectionLost(
+                f"{doing}: the connection to {cfg.host}:{cfg.effective_port} was lost "
+                f"({first_line(exc)}); nothing was committed; check the server and the "
+                "network, then run again"
+            )
+        return self.dialect.classify(exc, doing)
 
     def ddl_changes(self, cur: Any, schema: TableSchema) -> list[str]:
         """CREATE TABLE, or the ADD COLUMN / widening statements the staged schema needs."""
-        existing = self._target_columns(cur)
-        if not existing:
-            pk = self.writer.primary_key(schema)
-            return [
-                self.dialect.create_table_sql(self.target_schema, self.target_table, schema, pk)
-            ]
-        target = quote_pg_table(self.target_schema, self.target_table)
-
-        def has_rows() -> bool:
-            cur.execute(f"SELECT 1 FROM {target} LIMIT 1")
-            return cur.fetchone() is not None
-
-        drift = drift_changes(
-            self.dialect, self.target_schema, self.target_table, schema, existing, has_rows
-        )
-        for message in drift.messages:
-            log.warning(message, table=self.table_name, target=self.target_table)
-        return drift.statements
+        return self.target.ddl_changes(cur, schema)
 
     def plan(self) -> tuple[list[str], list[str]]:
         """``(files that would load, DDL it would run)`` without changing anything."""
@@ -342,20 +362,6 @@ class TableLoad:
                         ddl.extend(self.ddl_changes(cur, schema))
             conn.rollback()
         return pending, ddl
-
-    def _target_columns(self, cur: Any) -> dict[str, TargetColumn]:
-        cur.execute(
-            "SELECT column_name, data_type, character_maximum_length, numeric_precision, "
-            "numeric_scale, is_nullable FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-            (self.target_schema, self.target_table),
-        )
-        return {
-            row[0]: TargetColumn(
-                row[0], str(row[1]).lower(), row[2], row[3], row[4], row[5] == "YES"
-            )
-            for row in cur.fetchall()
-        }
 
 
 # ---------------------------------------------------------------------- helpers
@@ -380,11 +386,3 @@ def _group_by_schema(
             groups.append((schema, []))
         groups[-1][1].append(ref)
     return groups
-
-
-def _retried(conn: Any, state: RetryCallState) -> None:
-    """Before a retry: end the failed transaction, say why."""
-    conn.rollback()
-    outcome = state.outcome
-    error = outcome.exception() if outcome is not None else None
-    log.warning("load retried", attempt=state.attempt_number, error=str(error))

@@ -59,7 +59,11 @@ class TableResult(_Strict):
     files_superseded: int = Field(
         0, ge=0, description="full_sync replace: older snapshots recorded without loading"
     )
-    retries: int = Field(0, ge=0, description="transient faults ridden out (cut MySQL reads)")
+    retries: int = Field(
+        0,
+        ge=0,
+        description="transient faults ridden out or retried: cut MySQL reads, load retries",
+    )
     verification: TableVerification | None = Field(
         None, description="verify_after_load: the rows just loaded, compared (counts/checksum)"
     )
@@ -130,7 +134,7 @@ def _table_result(outcome: TableOutcome) -> TableResult:
         texts_truncated=backup.truncated if backup else 0,
         files_repaired=load.repaired_files if load else 0,
         files_superseded=load.superseded_files if load else 0,
-        retries=backup.retries if backup else 0,
+        retries=(backup.retries if backup else 0) + (load.retries if load else 0),
         verification=outcome.verification,
         deletes=outcome.deletes,
         warnings=outcome.warnings,

@@ -172,7 +172,10 @@ def _run_table(
                 finally:  # a failed run's report counts what it recorded before failing
                     outcome.backup = backup.result
             if not options.backup_only and load is not None:
-                outcome.load = load.run()
+                try:
+                    load.run()
+                finally:
+                    outcome.load = load.result
                 _after_load(run, options, before, outcome, connect)
             outcome.watermark_after = _position(run)
     except BackupError as exc:

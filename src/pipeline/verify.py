@@ -19,6 +19,7 @@ from src.backup.source_digest import MySQLDigest
 from src.config.settings import AppConfig, PipelineConfig
 from src.core.connection_registry import get_pipeline, get_table
 from src.core.connections import ConnectionManager
+from src.core.driver_errors import connection_failed
 from src.core.row_compare import DigestPlan
 from src.core.simple_watermark_manager import MySQLState
 from src.core.table_run import TableRun, open_table_run
@@ -213,7 +214,7 @@ def _driver_error(exc: Exception) -> BackupError | None:
     import psycopg2
     import pymysql
 
-    if isinstance(exc, pymysql.err.OperationalError | psycopg2.OperationalError):
+    if connection_failed(exc):
         return SourceConnectionError(f"verify lost its database connection: {first_line(exc)}")
     if isinstance(exc, pymysql.err.MySQLError):
         return DataError(f"verify's MySQL query failed: {first_line(exc)}")

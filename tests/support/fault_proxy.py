@@ -68,6 +68,7 @@ class FaultProxy:
     _latency: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
     refuse_after_reset: bool = False  # once a reset happened, refuse new connections
+    _refusing: bool = False
 
     def start(self) -> FaultProxy:
         """Listen on a free loopback port and accept in a thread."""
@@ -90,8 +91,9 @@ class FaultProxy:
             pairs = [p for p in self._pairs if not p.closed]
         for pair in pairs:
             pair.reset()
-        if count:
+        if count and pairs:
             self.resets += len(pairs)
+            self._refuse_if_asked()
         return len(pairs)
 
     def reset_after(self, n: int) -> None:
@@ -115,6 +117,9 @@ class FaultProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._refusing:
+                client.close()
+                continue
             try:
                 server = socket.create_connection((self.upstream_host, self.upstream_port))
             except OSError:
@@ -141,9 +146,7 @@ class FaultProxy:
                     time.sleep(self._latency)
                 if from_server and self._should_reset(len(data)):
                     self.resets += 1
-                    if self.refuse_after_reset:
-                        with contextlib.suppress(OSError):
-                            self._listener.close()  # reconnects are refused from now on
+                    self._refuse_if_asked()
                     pair.reset()
                     return
                 dst.sendall(data)
@@ -153,6 +156,12 @@ class FaultProxy:
             if not pair.closed:  # a reset sends no orderly FIN
                 with contextlib.suppress(OSError):
                     dst.shutdown(socket.SHUT_WR)
+
+    def _refuse_if_asked(self) -> None:
+        if self.refuse_after_reset:
+            self._refusing = True  # an accept() already waiting still returns once
+            with contextlib.suppress(OSError):
+                self._listener.close()  # reconnects are refused from now on
 
     def _should_reset(self, size: int) -> bool:
         with self._lock:

@@ -39,3 +39,20 @@ def test_s3_errors_are_stage_errors_transient_or_not(
     assert is_transient(classified) is transient
     assert isinstance(classified, StageUnavailableError) is transient
     assert "S3 bucket bkt (http://127.0.0.1:9)" in str(classified)
+
+
+def test_connection_failed_tells_a_lost_connection_from_a_refused_statement() -> None:
+    import psycopg2
+    import psycopg2.errors
+    import pymysql
+
+    from src.core.driver_errors import connection_failed
+
+    assert connection_failed(psycopg2.InterfaceError("connection already closed"))
+    assert connection_failed(psycopg2.OperationalError("server closed the connection"))
+    assert not connection_failed(psycopg2.errors.UniqueViolation("duplicate key"))
+    assert connection_failed(pymysql.err.OperationalError(2013, "Lost connection"))
+    assert connection_failed(pymysql.err.OperationalError(1927, "Connection was killed"))
+    assert not connection_failed(pymysql.err.OperationalError(1205, "Lock wait timeout"))
+    assert not connection_failed(pymysql.err.ProgrammingError(1064, "syntax"))
+    assert not connection_failed(ValueError("not a driver error"))

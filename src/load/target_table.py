@@ -1,0 +1,93 @@
+"""The target table of one load: its columns, and the DDL that creates or evolves it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from src.core.table_schema import TableSchema
+from src.errors import DataError, LoadError, first_line
+from src.load.deletions import Deletions
+from src.load.merge import TableWriter
+from src.load.schema_drift import drift_changes
+from src.load.targets.base import TargetColumn, TargetDialect
+from src.utils.logging_setup import get_logger
+from src.utils.naming import quote_pg_table
+
+log = get_logger("load")
+
+
+class TargetTable:
+    """``schema.table`` in the target, as one table's load sees it."""
+
+    def __init__(
+        self, dialect: TargetDialect, writer: TableWriter, schema: str, table: str, label: str
+    ) -> None:
+        self.dialect = dialect
+        self.writer = writer
+        self.schema = schema
+        self.table = table
+        self.label = label  # the source table, for log lines
+
+    def columns(self, cur: Any) -> dict[str, TargetColumn]:
+        """The table's columns in order (empty when it does not exist)."""
+        cur.execute(
+            "SELECT column_name, data_type, character_maximum_length, numeric_precision, "
+            "numeric_scale, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+            (self.schema, self.table),
+        )
+        return {
+            row[0]: TargetColumn(
+                row[0], str(row[1]).lower(), row[2], row[3], row[4], row[5] == "YES"
+            )
+            for row in cur.fetchall()
+        }
+
+    def ddl_changes(self, cur: Any, schema: TableSchema) -> list[str]:
+        """CREATE TABLE, or the ADD COLUMN / widening statements the staged schema needs."""
+        existing = self.columns(cur)
+        if not existing:
+            pk = self.writer.primary_key(schema)
+            return [self.dialect.create_table_sql(self.schema, self.table, schema, pk)]
+        target = quote_pg_table(self.schema, self.table)
+
+        def has_rows() -> bool:
+            cur.execute(f"SELECT 1 FROM {target} LIMIT 1")
+            return cur.fetchone() is not None
+
+        drift = drift_changes(self.dialect, self.schema, self.table, schema, existing, has_rows)
+        for message in drift.messages:
+            log.warning(message, table=self.label, target=self.table)
+        return drift.statements
+
+    def apply_ddl(self, conn: Any, schemas: list[TableSchema], deletions: Deletions | None) -> None:
+        """Create or evolve the table, outside the load transaction.
+
+        Redshift refuses ``ALTER COLUMN … TYPE`` inside a transaction block
+        (https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html), so
+        DDL runs in autocommit before the load; every statement is computed
+        from the table's current state, so running it again is harmless.
+        """
+        conn.commit()  # end the read-only transaction of the ledger queries
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                # Each schema's changes are computed after the previous ones ran.
+                for schema in schemas:
+                    self._execute(cur, self.ddl_changes(cur, schema))
+                if deletions is not None:
+                    have = set(self.columns(cur))
+                    self._execute(cur, deletions.ddl(self.schema, self.table, have))
+        except (LoadError, DataError):
+            raise
+        except Exception as exc:
+            raise LoadError(
+                f"changing target table {self.table} failed: {first_line(exc)}"
+            ) from None
+        finally:
+            conn.autocommit = False
+
+    def _execute(self, cur: Any, statements: list[str]) -> None:
+        for statement in statements:
+            log.info("target DDL", table=self.table, sql=statement)
+            cur.execute(statement)
