@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.test_sync_cli import orders
 from tests.integration.test_watermark_cmd import hold_lock
 from tests.support.databases import MySQLDatabase, PgSchema
 from tests.support.pipelines import ROOT, Project, make_project
@@ -25,18 +26,6 @@ RUNNER = ROOT / "tests" / "support" / "airflow_runner.py"
 HYBRID = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_id_column": "id"}
 POOL = "s3_backup_mysql"
 DO = ("sync", "verify")
-
-
-def _table(db: MySQLDatabase, name: str, rows: int) -> str:
-    db.execute(
-        f"CREATE TABLE {name} (id INT PRIMARY KEY, note VARCHAR(20), updated_at DATETIME(6) "
-        "NOT NULL)"
-    )
-    db.execute(
-        f"INSERT INTO {name} SELECT seq, CONCAT('n', seq), '2025-01-01' + INTERVAL seq SECOND "
-        f"FROM seq_1_to_{rows}"
-    )
-    return f"{db.name}.{name}"
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +82,8 @@ def test_dag_lands_tables_fails_config_errors_skips_locked_and_never_loads_twice
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema, airflow_python: Path
 ) -> None:
     sizes = {"orders": 300, "customers": 200, "items": 100}
-    tables = {_table(mysql_db, name, rows): HYBRID for name, rows in sizes.items()}
-    broken = _table(mysql_db, "broken", 10)
+    tables = {orders(mysql_db, name, rows): HYBRID for name, rows in sizes.items()}
+    broken = orders(mysql_db, "broken", 10)
     tables[broken] = {**HYBRID, "cdc_timestamp_column": "no_such_column"}
     project = make_project(tmp_path, mysql_db, tables, pg=pg)
     home = AirflowHome(airflow_python, tmp_path / "airflow", project, "p")

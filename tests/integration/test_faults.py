@@ -10,13 +10,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg2
 import pytest
 
 from tests.support.databases import MySQLDatabase, PgSchema
-from tests.support.fault_proxy import FaultProxy, fault_proxy
+from tests.support.fault_proxy import fault_proxy
 from tests.support.pipelines import ROOT, Project, make_project
 
 HYBRID = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_id_column": "id"}
@@ -44,8 +45,18 @@ def start(project: Project, *args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def terminate_when(pg: PgSchema, pattern: str, timeout: float = 60) -> threading.Thread:
-    """A thread killing the tool's PostgreSQL backend once it runs a statement like ``pattern``."""
+def when_running(
+    pg: PgSchema,
+    pattern: str,
+    select: str = "pid",
+    then: Callable[[], object] | None = None,
+    timeout: float = 60,
+) -> threading.Thread:
+    """A thread that waits until the tool runs a statement like ``pattern``, then acts.
+
+    ``select`` is evaluated on the tool's backend rows (``pg_terminate_backend(pid)``
+    kills them); ``then`` is called once they were seen.
+    """
 
     def watch() -> None:
         conn = psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, dbname=pg.database)
@@ -54,11 +65,13 @@ def terminate_when(pg: PgSchema, pattern: str, timeout: float = 60) -> threading
         with conn.cursor() as cur:
             while time.monotonic() < deadline:
                 cur.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"SELECT {select} FROM pg_stat_activity "
                     "WHERE application_name = 's3-redshift-backup' AND query ILIKE %s",
                     (pattern,),
                 )
                 if cur.fetchall():
+                    if then is not None:
+                        then()
                     break
                 time.sleep(0.01)
         conn.close()
@@ -66,6 +79,11 @@ def terminate_when(pg: PgSchema, pattern: str, timeout: float = 60) -> threading
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
+
+
+def terminate_when(pg: PgSchema, pattern: str) -> threading.Thread:
+    """A thread killing the tool's PostgreSQL backend once it runs a statement like ``pattern``."""
+    return when_running(pg, pattern, select="pg_terminate_backend(pid)")
 
 
 def errors(stderr: str) -> list[str]:
@@ -105,8 +123,7 @@ def test_target_gone_for_good_during_a_load_exits_6_naming_the_server(
         )
         project.cli("sync", "pipeline", "-p", "p", "--backup-only", check=True)
         proxy.refuse_after_reset = True  # the server stays unreachable after the cut
-        cut = threading.Thread(target=cut_when, args=(pg, "COPY%", proxy), daemon=True)
-        cut.start()
+        cut = when_running(pg, "COPY%", then=proxy.reset_all)
         result = project.cli("sync", "pipeline", "-p", "p", "--redshift-only", "--json-output", "-")
         cut.join()
     # The cut load is retried; the server then refuses every new connection: exit 2.
@@ -120,25 +137,6 @@ def test_target_gone_for_good_during_a_load_exits_6_naming_the_server(
     assert again.cli("sync", "pipeline", "-p", "p").returncode == 0
     count, distinct = pg.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM parcels")[0]
     assert count == distinct == 300_000
-
-
-def cut_when(pg: PgSchema, pattern: str, proxy: FaultProxy, timeout: float = 60) -> None:
-    """Reset the proxy's connections once the tool runs a statement like ``pattern``."""
-    conn = psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, dbname=pg.database)
-    conn.autocommit = True
-    deadline = time.monotonic() + timeout
-    with conn.cursor() as cur:
-        while time.monotonic() < deadline:
-            cur.execute(
-                "SELECT 1 FROM pg_stat_activity "
-                "WHERE application_name = 's3-redshift-backup' AND query ILIKE %s",
-                (pattern,),
-            )
-            if cur.fetchall():
-                proxy.reset_all()
-                break
-            time.sleep(0.01)
-    conn.close()
 
 
 def _mount_tmpfs(path: Path, size: str) -> None:
