@@ -55,7 +55,9 @@ class SSHTunnelConfig(_Frozen):
     private_key_path: str | None = None
     private_key_passphrase: SecretStr | None = None
     local_port: int = Field(0, ge=0, le=65535)
-    known_hosts: str | None = None
+    known_hosts: str | None = None  # default ~/.ssh/known_hosts
+    # false: accept any host key (warned on every run); see src/core/ssh_host_keys.py
+    strict_host_key_checking: bool = True
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> SSHTunnelConfig:

@@ -16,10 +16,13 @@ import multiprocessing
 import multiprocessing.connection
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
 
 from src.config.settings import SSHTunnelConfig
+from src.core.ssh_host_keys import HostKeyProblem, known_hosts_file, verified_host_key
 from src.errors import ConfigError, SourceConnectionError
+from src.utils.logging_setup import get_logger
+
+log = get_logger("ssh")
 
 _START_TIMEOUT_S = 30.0
 
@@ -31,32 +34,11 @@ class _TunnelArgs:
     username: str
     private_key_path: str
     passphrase: str | None
-    known_hosts: str | None
+    known_hosts: str | None  # None: strict_host_key_checking is off
     remote_host: str
     remote_port: int
     local_port: int
     timeout_s: float
-
-
-def _load_host_key(known_hosts: str, host: str, port: int) -> Any:
-    """The bastion's key from an OpenSSH known_hosts file (``[host]:port`` form off 22)."""
-    import os
-
-    import paramiko
-
-    path = os.path.expanduser(known_hosts)
-    if not os.path.isfile(path):
-        raise ValueError(f"known_hosts file {known_hosts} not found")
-    keys = paramiko.HostKeys(path)
-    name = host if port == 22 else f"[{host}]:{port}"
-    entry = keys.lookup(name)
-    if not entry:
-        raise ValueError(f"no host key for {name} in {known_hosts}")
-    # Prefer modern key types; paramiko then negotiates exactly this type.
-    for kind in ("ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "ssh-rsa"):
-        if kind in entry:
-            return entry[kind]
-    return next(iter(entry.values()))
 
 
 class _ListHandler(logging.Handler):
@@ -84,7 +66,7 @@ def _run_forward(args: _TunnelArgs, conn: multiprocessing.connection.Connection)
     tunnel_log.addHandler(_ListHandler(seen))
     try:
         host_key = (
-            _load_host_key(args.known_hosts, args.ssh_host, args.ssh_port)
+            verified_host_key(args.ssh_host, args.ssh_port, args.known_hosts, args.timeout_s)
             if args.known_hosts
             else None
         )
@@ -103,6 +85,9 @@ def _run_forward(args: _TunnelArgs, conn: multiprocessing.connection.Connection)
             logger=tunnel_log,
         )
         forwarder.start()
+    except HostKeyProblem as exc:
+        conn.send(("config", str(exc)))
+        return
     except paramiko.AuthenticationException:
         conn.send(("error", "authentication failed (check username and private_key_path)"))
         return
@@ -149,7 +134,7 @@ class SSHTunnel:
             username=cfg.username,
             private_key_path=cfg.private_key_path,
             passphrase=passphrase.get_secret_value() if passphrase else None,
-            known_hosts=cfg.known_hosts,
+            known_hosts=known_hosts_file(cfg),
             remote_host=remote_host,
             remote_port=remote_port,
             local_port=cfg.local_port,
@@ -161,6 +146,13 @@ class SSHTunnel:
         self.local_port: int | None = None
 
     def __enter__(self) -> tuple[str, int]:
+        if self._args.known_hosts is None:
+            log.warning(
+                "ssh_tunnel.strict_host_key_checking is false: the bastion's host key is "
+                "not checked",
+                tunnel=self._label,
+                host=f"{self._args.ssh_host}:{self._args.ssh_port}",
+            )
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         process = ctx.Process(target=_run_forward, args=(self._args, child), daemon=True)
@@ -176,6 +168,9 @@ class SSHTunnel:
         except EOFError:
             self._close()
             raise SourceConnectionError(f"{where}: tunnel process died while starting") from None
+        if status == "config":
+            self._close()
+            raise ConfigError(f"{where}: {value}")
         if status != "ok":
             self._close()
             raise SourceConnectionError(f"{where}: {value}")

@@ -112,7 +112,7 @@ def test_target_connection_cut_during_copy_is_retried_on_a_new_connection(
     assert ledger == [(len(project.watermark(table)["processed_s3_files"]), 300_000)]
 
 
-def test_target_gone_for_good_during_a_load_exits_6_naming_the_server(
+def test_target_gone_for_good_during_a_load_exits_2_naming_the_server(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
 ) -> None:
     table = parcels(mysql_db, 300_000)

@@ -211,4 +211,4 @@ def test_status_rejects_unknown_host_key(status_env: StatusEnv, tmp_path: Path) 
     (status_env.config_dir / "connections.yml").write_text(text.replace(known, str(other)))
     result = status_env.run("status", "-p", "via_ssh")
     assert result.returncode == 2
-    assert "no host key for [127.0.0.1]:" in result.stdout
+    assert "the host key of [127.0.0.1]:" in result.stdout and "is not known" in result.stdout
