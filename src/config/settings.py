@@ -58,6 +58,8 @@ class SSHTunnelConfig(_Frozen):
     known_hosts: str | None = None  # default ~/.ssh/known_hosts
     # false: accept any host key (warned on every run); see src/core/ssh_host_keys.py
     strict_host_key_checking: bool = True
+    # SSH keep-alive interval of the session, so NAT and firewalls keep a long read's tunnel.
+    keepalive_seconds: float = Field(30.0, gt=0)
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> SSHTunnelConfig:

@@ -16,6 +16,7 @@ import multiprocessing
 import multiprocessing.connection
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 from src.config.settings import SSHTunnelConfig
 from src.core.ssh_host_keys import HostKeyProblem, known_hosts_file, verified_host_key
@@ -25,6 +26,7 @@ from src.utils.logging_setup import get_logger
 log = get_logger("ssh")
 
 _START_TIMEOUT_S = 30.0
+_HEALTH_CHECK_S = 1.0  # how often the child checks the SSH session (a drop is seen in ~1 s)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class _TunnelArgs:
     remote_port: int
     local_port: int
     timeout_s: float
+    keepalive_s: float
 
 
 class _ListHandler(logging.Handler):
@@ -51,7 +54,7 @@ class _ListHandler(logging.Handler):
 
 
 def _run_forward(args: _TunnelArgs, conn: multiprocessing.connection.Connection) -> None:
-    """Child process body: start the forward, report, wait for stop."""
+    """Child process body: start the forward, report, keep it up until told to stop."""
     import paramiko
     import sshtunnel
 
@@ -70,21 +73,7 @@ def _run_forward(args: _TunnelArgs, conn: multiprocessing.connection.Connection)
             if args.known_hosts
             else None
         )
-        forwarder = sshtunnel.SSHTunnelForwarder(
-            (args.ssh_host, args.ssh_port),
-            ssh_username=args.username,
-            ssh_pkey=args.private_key_path,
-            ssh_private_key_password=args.passphrase,
-            ssh_host_key=host_key,
-            allow_agent=False,
-            host_pkey_directories=[],
-            remote_bind_address=(args.remote_host, args.remote_port),
-            local_bind_address=("127.0.0.1", args.local_port),
-            set_keepalive=15.0,
-            ssh_config_file=None,
-            logger=tunnel_log,
-        )
-        forwarder.start()
+        forwarder = _start_forwarder(args, host_key, args.local_port, tunnel_log)
     except HostKeyProblem as exc:
         conn.send(("config", str(exc)))
         return
@@ -100,12 +89,48 @@ def _run_forward(args: _TunnelArgs, conn: multiprocessing.connection.Connection)
         else:
             conn.send(("error", _describe(exc)))
         return
+    port = forwarder.local_bind_port
     try:
-        conn.send(("ok", forwarder.local_bind_port))
-        with contextlib.suppress(EOFError):
-            conn.recv()  # "stop", or EOFError when the parent is gone
+        conn.send(("ok", port))
+        # Health check: a dropped SSH session is re-opened on the same local port, so
+        # the reader's reconnect (processing.retries) finds the tunnel again.
+        while not conn.poll(_HEALTH_CHECK_S):
+            if _session_alive(forwarder):
+                continue
+            forwarder.stop(force=True)
+            with contextlib.suppress(Exception):  # the bastion is still away: next check
+                forwarder = _start_forwarder(args, host_key, port, tunnel_log)
+    except (EOFError, OSError):
+        pass  # the parent is gone
     finally:
         forwarder.stop(force=True)
+
+
+def _start_forwarder(args: _TunnelArgs, host_key: Any, local_port: int, logger: Any) -> Any:
+    import sshtunnel
+
+    forwarder = sshtunnel.SSHTunnelForwarder(
+        (args.ssh_host, args.ssh_port),
+        ssh_username=args.username,
+        ssh_pkey=args.private_key_path,
+        ssh_private_key_password=args.passphrase,
+        ssh_host_key=host_key,
+        allow_agent=False,
+        host_pkey_directories=[],
+        remote_bind_address=(args.remote_host, args.remote_port),
+        local_bind_address=("127.0.0.1", local_port),
+        set_keepalive=args.keepalive_s,
+        ssh_config_file=None,
+        logger=logger,
+    )
+    forwarder.start()
+    return forwarder
+
+
+def _session_alive(forwarder: Any) -> bool:
+    # sshtunnel keeps its paramiko Transport in ``_transport`` (no public accessor).
+    transport = getattr(forwarder, "_transport", None)
+    return transport is not None and bool(transport.is_active())
 
 
 def _describe(exc: BaseException) -> str:
@@ -139,6 +164,7 @@ class SSHTunnel:
             remote_port=remote_port,
             local_port=cfg.local_port,
             timeout_s=10.0,
+            keepalive_s=cfg.keepalive_seconds,
         )
         self._label = label
         self._process: multiprocessing.process.BaseProcess | None = None

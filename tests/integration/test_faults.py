@@ -19,6 +19,7 @@ import pytest
 from tests.support.databases import MySQLDatabase, PgSchema
 from tests.support.fault_proxy import fault_proxy
 from tests.support.pipelines import ROOT, Project, make_project
+from tests.support.sshd import SshdServer
 
 HYBRID = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_id_column": "id"}
 
@@ -284,3 +285,34 @@ def test_temp_files_of_killed_stage_writes_are_removed(
     project.cli("sync", "pipeline", "-p", "p", check=True)
     assert not mine.exists() and not old.exists()
     assert fresh.exists()  # another table's write may be going on now
+
+
+@pytest.mark.parametrize("reader", ["connectorx", "pymysql"])
+def test_ssh_tunnel_dropped_mid_read_is_reopened_and_the_read_resumes(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema, sshd: SshdServer, reader: str
+) -> None:
+    table, cfg = parcels(mysql_db, 200_000), retrying()
+    with fault_proxy(sshd.host, sshd.port) as proxy:
+        known = tmp_path / "known_hosts"
+        line = sshd.known_hosts_path.read_text().split(maxsplit=1)[1]
+        known.write_text(f"[127.0.0.1]:{proxy.port} {line}")
+        tunnel = {
+            "enabled": True,
+            "host": "127.0.0.1",
+            "port": proxy.port,
+            "username": sshd.user,
+            "private_key_path": str(sshd.private_key_path),
+            "known_hosts": str(known),
+        }
+        project = make_project(
+            tmp_path, mysql_db, {table: cfg}, pg=pg, source_extra={"ssh_tunnel": tunnel}
+        )
+        proxy.reset_after(12_000_000)  # the SSH session carrying the second chunk
+        result = project.cli(
+            "sync", "pipeline", "-p", "p", "--reader", reader, "--json-output", "-"
+        )
+        assert result.returncode == 0, result.stderr
+        assert proxy.resets == 1 and proxy.connections >= 2  # the tunnel was opened again
+    assert json.loads(result.stdout)["table_results"][table]["retries"] >= 1
+    count, distinct = pg.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM parcels")[0]
+    assert count == distinct == 200_000
