@@ -48,3 +48,10 @@ def test_readme_soak_command_is_the_one_ci_runs() -> None:
     harness_test = (ROOT / "tests" / "integration" / "test_kill_harness.py").read_text()
     assert '"tests.soak.kill_harness", "--kills", "10"' in harness_test
     assert soak == []  # shown inline, run by test_kill_harness.py
+
+
+def test_readme_fault_soak_command_is_the_one_ci_runs() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert "tests.soak.fault_harness --faults 20 --rows 100000" in text
+    harness_test = (ROOT / "tests" / "integration" / "test_fault_harness.py").read_text()
+    assert '"tests.soak.fault_harness", "--faults", "20", "--rows", "100000"' in harness_test

@@ -97,7 +97,7 @@ def checksum_target(pg: PgSchema) -> tuple[int, int]:
     return len(rows), sum(zlib.crc32(f"{i}|{q}|{n}".encode()) for i, q, n in rows)
 
 
-def _position(project: Project, table: str) -> tuple[str, int, int] | None:
+def position_of(project: Project, table: str) -> tuple[str, int, int] | None:
     try:
         raw = project.watermark(table)
     except FileNotFoundError:
@@ -107,7 +107,7 @@ def _position(project: Project, table: str) -> tuple[str, int, int] | None:
     return (state.last_timestamp or "", state.last_id or 0, state.total_rows)
 
 
-def _start(project: Project) -> subprocess.Popen[str]:
+def start_sync(project: Project) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUP_", "AWS_"))}
     return subprocess.Popen(
         [sys.executable, "-m", "src.cli.main", "-q", "--config-dir", str(project.config_dir),
@@ -143,7 +143,7 @@ def soak(
             while kills < kills_wanted and iterations < max_iterations:
                 iterations += 1
                 started = time.monotonic()
-                proc = _start(project)
+                proc = start_sync(project)
                 try:
                     code = proc.wait(timeout=rng.uniform(0.1, typical))
                 except subprocess.TimeoutExpired:
@@ -157,14 +157,14 @@ def soak(
                 else:
                     stderr = proc.stderr.read() if proc.stderr else ""
                     raise AssertionError(f"sync exited {code}: {stderr}")
-                position = _position(project, table)
+                position = position_of(project, table)
                 if last is not None and position is not None:
                     assert position[:2] >= last[:2], f"watermark moved back: {last} -> {position}"
                     assert position[2] >= last[2], f"total_rows went down: {last} -> {position}"
                 last = position or last
                 dupes = (
                     pg.execute("SELECT COUNT(*) - COUNT(DISTINCT id) FROM items")
-                    if _target_exists(pg)
+                    if target_exists(pg)
                     else [(0,)]
                 )
                 assert dupes == [(0,)], "duplicate keys in the target"
@@ -173,7 +173,7 @@ def soak(
             writer.join()
         time.sleep(2.5)  # past the lookback window: every writer commit is visible
         for _ in range(3):
-            proc = _start(project)
+            proc = start_sync(project)
             if proc.wait(timeout=600) == 0:
                 break
         else:
@@ -184,7 +184,7 @@ def soak(
         return SoakResult(iterations, kills, completed, source[0])
 
 
-def _target_exists(pg: PgSchema) -> bool:
+def target_exists(pg: PgSchema) -> bool:
     found = pg.execute(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s "
         "AND table_name = 'items'",

@@ -1,0 +1,147 @@
+"""Fault soak: sync under a concurrent writer while the network breaks at random (#12).
+
+MariaDB and PostgreSQL are reached through fault proxies (tests/support/fault_proxy.py).
+Each iteration starts ``sync pipeline`` and, after a random delay, injects one fault of
+a random kind: every connection to MySQL or PostgreSQL reset, one reset after a random
+number of bytes, or a stall of up to 2 s. A run rides the fault out (exit 0) or fails
+cleanly (exit 2 or 6, one ``Error:`` line, no traceback); the watermark never moves
+back and the target never holds a duplicate key. At the end the writer stops, the
+sync runs without faults, and the target must equal the source by count and checksum.
+
+    .venv/bin/python -m tests.soak.fault_harness --faults 100 --rows 200000
+
+CI runs a bounded version through tests/integration/test_fault_harness.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.soak.kill_harness import (
+    CONFIG,
+    TABLE_DDL,
+    Writer,
+    checksum_source,
+    checksum_target,
+    position_of,
+    start_sync,
+    target_exists,
+)
+from tests.support.databases import mysql_database, pg_schema
+from tests.support.fault_proxy import FaultProxy, fault_proxy
+from tests.support.pipelines import make_project
+
+# A run that meets a fault rides it out, or ends with a connection (2) or load (6) error.
+CLEAN_FAILURES = {2, 6}
+RETRIES = {"attempts": 3, "initial_wait_seconds": 0.2, "max_wait_seconds": 1}
+KINDS = ("mysql_reset", "pg_reset", "mysql_reset_after", "mysql_stall", "pg_stall")
+
+
+def _inject(kind: str, mysql: FaultProxy, pg: FaultProxy, rng: random.Random) -> None:
+    if kind == "mysql_reset":
+        mysql.reset_all()
+    elif kind == "pg_reset":
+        pg.reset_all()
+    elif kind == "mysql_reset_after":
+        mysql.reset_after(rng.randint(10_000, 3_000_000))
+    elif kind == "mysql_stall":
+        mysql.stall(rng.uniform(0.2, 2.0))
+    else:
+        pg.stall(rng.uniform(0.2, 2.0))
+
+
+def soak(faults_wanted: int, rows: int, seed: int, root: Path) -> dict[str, object]:
+    """Inject ``faults_wanted`` faults into runs; raise AssertionError on any violation."""
+    rng = random.Random(seed)
+    with (
+        mysql_database("fsoak") as db,
+        pg_schema("fsoak") as target,
+        fault_proxy(db.host, db.port) as mysql,
+        fault_proxy(target.host, target.port) as pg,
+    ):
+        db.execute(TABLE_DDL)
+        db.execute(
+            "INSERT INTO items (id, qty, note, updated_at) SELECT seq, seq % 97, "
+            f"CONCAT('n', seq), '2025-01-01' + INTERVAL seq SECOND FROM seq_1_to_{rows}"
+        )
+        table = f"{db.name}.items"
+        config = CONFIG | {"processing": {**CONFIG["processing"], "retries": RETRIES}}
+        project = make_project(
+            root,
+            db,
+            {table: config},
+            pg=dataclasses.replace(target, port=pg.port),
+            source_extra={"port": mysql.port},
+            backup_batch_size=50_000,
+        )
+        writer = Writer(db, seed)
+        writer.start()
+        kinds: Counter[str] = Counter()
+        exits: Counter[int] = Counter()
+        last = None
+        typical = 2.0
+        try:
+            while sum(kinds.values()) < faults_wanted:
+                started = time.monotonic()
+                proc = start_sync(project)
+                time.sleep(rng.uniform(0.05, typical))
+                if proc.poll() is None:
+                    kind = rng.choice(KINDS)
+                    _inject(kind, mysql, pg, rng)
+                    kinds[kind] += 1
+                code = proc.wait(timeout=300)
+                stderr = proc.stderr.read() if proc.stderr else ""
+                exits[code] += 1
+                if code == 0:
+                    typical = max(0.3, 0.9 * (time.monotonic() - started))
+                elif code not in CLEAN_FAILURES:
+                    raise AssertionError(f"sync exited {code}: {stderr}")
+                errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
+                assert "Traceback" not in stderr, stderr
+                assert len(errors) == (0 if code == 0 else 1), stderr
+                position = position_of(project, table)
+                if last is not None and position is not None:
+                    assert position[:2] >= last[:2], f"watermark moved back: {last} -> {position}"
+                last = position or last
+                if target_exists(target):
+                    dupes = target.execute("SELECT COUNT(*) - COUNT(DISTINCT id) FROM items")
+                    assert dupes == [(0,)], "duplicate keys in the target"
+        finally:
+            writer.stop_event.set()
+            writer.join()
+        time.sleep(2.5)  # past the lookback window: every writer commit is visible
+        final = start_sync(project)
+        assert final.wait(timeout=600) == 0, final.stderr.read() if final.stderr else ""
+        source, loaded = checksum_source(db), checksum_target(target)
+        assert loaded == source, f"target {loaded} != source {source}"
+        return {
+            "faults": sum(kinds.values()),
+            "kinds": dict(kinds),
+            "exits": {str(k): v for k, v in exits.items()},
+            "source_rows": source[0],
+        }
+
+
+def main() -> int:
+    """Command line of the soak."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--faults", type=int, default=50, help="faults to inject")
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="fault-soak-") as tmp:
+        result = soak(args.faults, args.rows, args.seed, Path(tmp))
+    print(json.dumps({"seed": args.seed, **result}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
