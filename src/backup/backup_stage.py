@@ -33,11 +33,7 @@ from src.core.stage import LocalStage
 from src.core.table_run import TableRun
 from src.errors import DataError
 from src.utils.logging_setup import get_logger
-from src.utils.naming import (
-    WATERMARK_PREFIX,
-    data_file_name,
-    partition_path,
-)
+from src.utils.stage_keys import WATERMARK_PREFIX, data_file_name, partition_path
 
 log = get_logger("backup")
 _SHARED_TEMP_AGE_SECONDS = 3600.0

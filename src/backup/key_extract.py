@@ -23,7 +23,8 @@ from src.core.connections import ConnectionManager
 from src.core.simple_watermark_manager import utc_now_iso
 from src.core.table_run import TableRun
 from src.utils.logging_setup import get_logger
-from src.utils.naming import data_file_name, partition_path, quote_mysql
+from src.utils.naming import quote_mysql
+from src.utils.stage_keys import data_file_name, partition_path
 
 log = get_logger("backup")
 _KEYS_PER_QUERY = 500

@@ -17,16 +17,14 @@ from dataclasses import dataclass
 
 from src.config.settings import PipelineConfig, StageConfig, TargetConnection
 from src.errors import ConfigError
-from src.utils.naming import (
-    IDENTIFIER_LIMITS,
+from src.utils.naming import IDENTIFIER_LIMITS, split_table_name, target_table_name
+from src.utils.stage_keys import (
     MAX_KEY_BYTES,
     MAX_PATH_SEGMENT_BYTES,
     check_key_prefix,
     data_file_name,
     partition_path,
-    split_table_name,
     table_data_prefix,
-    target_table_name,
     watermark_key,
 )
 

@@ -16,7 +16,8 @@ from src.core.connections import ConnectionManager
 from src.core.simple_watermark_manager import SimpleWatermarkManager, Watermark
 from src.core.stage import Stage
 from src.core.table_lock import TableLock
-from src.utils.naming import lock_key, split_table_name, table_data_prefix, watermark_key
+from src.utils.naming import split_table_name
+from src.utils.stage_keys import lock_key, table_data_prefix, watermark_key
 
 
 @dataclass(frozen=True)

@@ -49,13 +49,8 @@ from src.load.targets.base import (
 )
 from src.utils.faults import fault_point
 from src.utils.logging_setup import get_logger
-from src.utils.naming import (
-    IDENTIFIER_LIMITS,
-    execution_suffix,
-    quote_pg_table,
-    table_slug,
-    target_table_name,
-)
+from src.utils.naming import IDENTIFIER_LIMITS, quote_pg_table, table_slug, target_table_name
+from src.utils.stage_keys import execution_suffix
 
 log = get_logger("load")
 

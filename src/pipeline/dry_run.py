@@ -16,7 +16,7 @@ from src.core.table_run import open_table_run
 from src.load.load_stage import TableLoad
 from src.load.targets import make_dialect
 from src.pipeline.sync_runner import SyncOptions
-from src.utils.naming import new_execution_id
+from src.utils.stage_keys import new_execution_id
 
 
 def dry_run(

@@ -24,7 +24,7 @@ from src.errors import BackupError, ConfigError, DataError, PartialFailure
 from src.load.load_stage import Connect, LoadResult, TableLoad
 from src.load.targets import make_dialect
 from src.utils.logging_setup import get_logger
-from src.utils.naming import new_execution_id
+from src.utils.stage_keys import new_execution_id
 
 if TYPE_CHECKING:
     from src.pipeline.verify_report import TableVerification

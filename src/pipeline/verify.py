@@ -39,7 +39,8 @@ from src.pipeline.verify_plan import (
 from src.pipeline.verify_repair import KeySpool, RepairRequest, repair_table
 from src.pipeline.verify_report import TableVerification, VerifyReport
 from src.utils.logging_setup import get_logger
-from src.utils.naming import IDENTIFIER_LIMITS, new_execution_id, target_table_name
+from src.utils.naming import IDENTIFIER_LIMITS, target_table_name
+from src.utils.stage_keys import new_execution_id
 
 log = get_logger("verify")
 

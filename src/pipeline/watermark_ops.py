@@ -20,7 +20,7 @@ from src.core.connection_registry import find_pipeline_for_table
 from src.core.simple_watermark_manager import Watermark, utc_now_iso
 from src.core.table_run import TableRun, open_table_run
 from src.errors import ConfigError, DataError
-from src.utils.naming import new_execution_id
+from src.utils.stage_keys import new_execution_id
 
 if TYPE_CHECKING:
     from src.load.load_stage import TableLoad

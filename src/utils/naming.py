@@ -1,4 +1,4 @@
-"""Names: the one module that normalises and quotes identifiers and builds S3 keys.
+"""Names: the one module that normalises and quotes identifiers and makes S3 key parts.
 
 Nothing else in the code base lowercases, quotes or slugs a table or column
 name; it calls this module, so the rules below hold everywhere (SPEC §7, §8).
@@ -12,15 +12,15 @@ name; it calls this module, so the rules below hold everywhere (SPEC §7, §8).
   ``/`` or a leading slash. A slug in which a character had to be replaced gets
   an 8-hex-digit hash of the original names, so names that differ only in such
   characters (``a.b``/``a-b``/``a b``) never share a watermark or a prefix.
+  :mod:`src.utils.stage_keys` lays those parts out into the stage's keys.
+* Airflow task ids keep case and the dot of ``schema.table`` (:func:`task_id`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import re
-import secrets
 import string
 import unicodedata
 from collections.abc import Sequence
@@ -44,11 +44,6 @@ MAX_IDENTIFIER_BYTES = 127
 # bytes, so two long names would become one table
 # (https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS).
 IDENTIFIER_LIMITS = {"redshift": MAX_IDENTIFIER_BYTES, "postgres": 63}
-# S3 object keys are at most 1,024 bytes of UTF-8
-# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html); a local
-# stage's path components at most 255 bytes (NAME_MAX on Linux file systems).
-MAX_KEY_BYTES = 1024
-MAX_PATH_SEGMENT_BYTES = 255
 
 COLUMN_PREFIX = "col_"
 TABLE_PREFIX = "t_"
@@ -56,8 +51,6 @@ TABLE_PREFIX = "t_"
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _NOT_KEY_CHAR = re.compile(r"[^a-z0-9_]")
 _HASH_HEX_DIGITS = 8
-_WATERMARK_DIR = "watermarks/v2"
-WATERMARK_PREFIX = f"{_WATERMARK_DIR}/"  # every watermark and lock key starts with it
 
 
 # https://dev.mysql.com/doc/refman/8.0/en/identifier-length.html
@@ -73,7 +66,7 @@ def _ascii_lower(text: str) -> str:
     return text.translate(_ASCII_LOWER)
 
 
-def _unrepresentable(text: str) -> str | None:
+def unrepresentable(text: str) -> str | None:
     """Describe the first character no target identifier can hold, or return None."""
     for char in text:
         category = unicodedata.category(char)
@@ -98,7 +91,7 @@ def _normalize(
     """Shared rules of column and table names; ``label`` names the object in errors."""
     if not name:
         raise error(f"{label} is empty; {hint}")
-    bad = _unrepresentable(name)
+    bad = unrepresentable(name)
     if bad is not None:
         raise error(f"{label} contains {bad}, which Redshift cannot hold; {hint}")
     result = _ascii_lower(name)
@@ -137,7 +130,7 @@ def split_table_name(qualified: str) -> tuple[str, str]:
             f"table name {shown(qualified)} is not of the form schema.table; "
             "write it as the MySQL schema and table, e.g. unidw.orders"
         )
-    bad = _unrepresentable(qualified)
+    bad = unrepresentable(qualified)
     if bad is not None:
         raise ConfigError(f"table name {shown(qualified)} contains {bad}; fix the table name")
     for part in (schema, table):
@@ -316,95 +309,3 @@ def task_id(action: str, qualified: str) -> str:
         digest = hashlib.sha1(qualified.encode("utf-8"), usedforsecurity=False).hexdigest()
         ident = f"{ident}_{digest[:_HASH_HEX_DIGITS]}"
     return ident
-
-
-def watermark_key(scope: str, schema: str, table: str, target: str) -> str:
-    """Return the key of a table's watermark: ``watermarks/v2/<slug>_<target>.json``."""
-    return f"{_WATERMARK_DIR}/{table_slug(scope, schema, table)}_{key_part(target)}.json"
-
-
-def lock_key(scope: str, schema: str, table: str, target: str) -> str:
-    """Return the key of a table's lock: ``watermarks/v2/locks/<slug>_<target>.lock``."""
-    return f"{_WATERMARK_DIR}/locks/{table_slug(scope, schema, table)}_{key_part(target)}.lock"
-
-
-def _path_segments(value: str, setting: str) -> list[str]:
-    """Split a configured key prefix into its segments; ConfigError on ``..`` or ``\\``."""
-    bad = _unrepresentable(value)
-    if bad is not None or "\\" in value:
-        found = bad or "a backslash"
-        raise ConfigError(f"{setting} {value!r} contains {found}; use a plain prefix like 'a/b/'")
-    segments = [segment for segment in value.split("/") if segment not in ("", ".")]
-    if ".." in segments:
-        raise ConfigError(
-            f"{setting} {value!r} contains a '..' segment; use a plain prefix like 'a/b/'"
-        )
-    return segments
-
-
-def check_key_prefix(value: str, setting: str) -> None:
-    """ConfigError when a configured key prefix holds ``..``, a backslash or a control character."""
-    _path_segments(value, setting)
-
-
-def table_data_prefix(
-    incremental_path: str, isolation_prefix: str, scope: str, schema: str, table: str
-) -> str:
-    """Return ``<incremental_path>/<isolation_prefix>/<slug>/``, the table's data prefix.
-
-    Empty, ``.`` and repeated-slash segments of the two settings are dropped; the
-    result has no leading ``/`` and always ends with ``/``, so the prefix of
-    ``orders`` never matches the files of ``orders_archive`` (SPEC §8).
-    """
-    segments = _path_segments(incremental_path, "incremental_path")
-    segments += _path_segments(isolation_prefix, "isolation_prefix")
-    segments.append(table_slug(scope, schema, table))
-    return "/".join(segments) + "/"
-
-
-def partition_path(day: dt.date) -> str:
-    """Return ``year=YYYY/month=MM/day=DD/`` for ``partition_strategy: datetime``."""
-    return f"year={day.year:04d}/month={day.month:02d}/day={day.day:02d}/"
-
-
-def _utc_stamp(moment: dt.datetime) -> str:
-    """Format ``moment`` in UTC as ``YYYYMMDD_HHMMSS``; a naive value is taken as UTC."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC)
-    # Not strftime: %Y does not zero-pad years before 1000 on glibc.
-    return (
-        f"{moment.year:04d}{moment.month:02d}{moment.day:02d}_"
-        f"{moment.hour:02d}{moment.minute:02d}{moment.second:02d}"
-    )
-
-
-def data_file_name(
-    scope: str,
-    schema: str,
-    table: str,
-    started_at: dt.datetime,
-    execution_id: str,
-    chunk: int,
-    file: int,
-) -> str:
-    """Return ``<slug>_<YYYYMMDD_HHMMSS>_<exec suffix>_<chunk:05d>_<file:03d>.parquet``.
-
-    ``started_at`` is written in UTC (naive = UTC); the execution-id suffix is the
-    last ``_``-separated part of ``execution_id``, as a key part.
-    """
-    if chunk < 0 or file < 0:
-        raise ValueError(f"chunk and file numbers must be >= 0, got {chunk} and {file}")
-    suffix = execution_suffix(execution_id)
-    slug = table_slug(scope, schema, table)
-    return f"{slug}_{_utc_stamp(started_at)}_{suffix}_{chunk:05d}_{file:03d}.parquet"
-
-
-def execution_suffix(execution_id: str) -> str:
-    """The part of a run's id that its data file names carry (its last ``_`` part)."""
-    return key_part(execution_id.rsplit("_", 1)[-1])
-
-
-def new_execution_id(now: dt.datetime | None = None) -> str:
-    """Return a new ``sync_YYYYMMDD_HHMMSS_<8 random hex>`` id; ``now`` defaults to UTC now."""
-    moment = now if now is not None else dt.datetime.now(dt.UTC)
-    return f"sync_{_utc_stamp(moment)}_{secrets.token_hex(4)}"

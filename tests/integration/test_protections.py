@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from src.utils.naming import lock_key, split_table_name, watermark_key
+from src.utils.naming import split_table_name
+from src.utils.stage_keys import lock_key, watermark_key
 from tests.support.databases import MySQLDatabase, PgSchema
 from tests.support.pipelines import ROOT, SCOPE, Project, make_project
 

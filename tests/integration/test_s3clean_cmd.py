@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from src.utils.naming import data_file_name, split_table_name
+from src.utils.naming import split_table_name
+from src.utils.stage_keys import data_file_name
 from tests.integration.test_load_stage import HYBRID, create_orders
 from tests.integration.test_watermark_cmd import cli_with_input, error_line, hold_lock
 from tests.support.databases import MySQLDatabase, PgSchema
@@ -27,7 +28,7 @@ def counts(project: Project, table: str, *args: str) -> dict[str, int]:
 
 
 def put_watermark(project: Project, table: str, doc: dict[str, Any]) -> None:
-    from src.utils.naming import watermark_key
+    from src.utils.stage_keys import watermark_key
 
     assert project.bucket is not None
     key = watermark_key(SCOPE, *split_table_name(table), "pg")

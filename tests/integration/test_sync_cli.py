@@ -13,7 +13,7 @@ import pytest
 
 from src.core.stage import LocalStage
 from src.core.table_lock import TableLock
-from src.utils.naming import lock_key
+from src.utils.stage_keys import lock_key
 from tests.support.databases import MySQLDatabase, PgSchema, closed_port
 from tests.support.pipelines import ROOT, SCOPE, Project, make_project
 from tests.support.s3_server import S3Bucket

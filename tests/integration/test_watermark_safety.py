@@ -10,7 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from src.utils.naming import split_table_name, watermark_key
+from src.utils.naming import split_table_name
+from src.utils.stage_keys import watermark_key
 from tests.support.databases import MySQLDatabase, PgSchema
 from tests.support.pipelines import SCOPE, Project, make_project
 

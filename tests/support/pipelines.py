@@ -62,7 +62,8 @@ class Project:
 
     def watermark(self, table: str, target: str = "pg") -> dict[str, Any]:
         """The stored watermark document of ``table``."""
-        from src.utils.naming import split_table_name, watermark_key
+        from src.utils.naming import split_table_name
+        from src.utils.stage_keys import watermark_key
 
         key = watermark_key(SCOPE, *split_table_name(table), target)
         if self.bucket is not None:

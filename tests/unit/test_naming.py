@@ -15,23 +15,25 @@ from src.errors import ConfigError, DataError
 from src.utils.naming import (
     MAX_IDENTIFIER_BYTES,
     REDSHIFT_SYSTEM_COLUMNS,
-    data_file_name,
     key_part,
-    lock_key,
-    new_execution_id,
     normalize_column_name,
     normalize_column_names,
     normalize_table_name,
-    partition_path,
     quote_literal,
     quote_mysql,
     quote_mysql_table,
     quote_pg,
     quote_pg_table,
     split_table_name,
-    table_data_prefix,
     table_slug,
     task_id,
+)
+from src.utils.stage_keys import (
+    data_file_name,
+    lock_key,
+    new_execution_id,
+    partition_path,
+    table_data_prefix,
     watermark_key,
 )
 
