@@ -74,8 +74,8 @@ def build_dag(
     """
     config = Path(config_dir).resolve()
     env_file = REPO / ".env"
-    app = ConfigurationManager(config, env_file=env_file if env_file.is_file() else None)
-    known = app.load().app.pipelines.get(pipeline)
+    manager = ConfigurationManager(config, env_file=env_file if env_file.is_file() else None)
+    known = manager.load().app.pipelines.get(pipeline)
     if known is None:
         raise ConfigError(f"pipeline {pipeline!r} not found in {config}/pipelines")
     chosen = list(known.tables) if tables is None else list(tables)

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.integration.test_sync_cli import orders
+from tests.integration.test_sync_cli import last_error, orders
 from tests.support.databases import MySQLDatabase
 from tests.support.pipelines import Project, make_project
 from tests.support.sshd import SshdServer
@@ -38,10 +38,8 @@ def _server_fingerprint(sshd: SshdServer) -> str:
 
 
 def _error(result: subprocess.CompletedProcess[str]) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
-    return lines[0]
+    return last_error(result)
 
 
 def test_an_unknown_host_key_is_refused_naming_its_fingerprint(
