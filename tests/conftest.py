@@ -13,6 +13,11 @@ from tests.support.s3_server import s3_server as start_s3_server
 from tests.support.sshd import SshdServer, sshd_server
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``airflow`` run last: .venv-airflow builds while the others run."""
+    items.sort(key=lambda item: item.get_closest_marker("airflow") is not None)
+
+
 @pytest.fixture
 def mysql_db() -> Iterator[MySQLDatabase]:
     """A fresh MariaDB database for one test."""

@@ -78,6 +78,7 @@ def _target_state(pg: PgSchema, table: str) -> tuple[int, int]:
     return int(rows[0][0]), int(rows[0][1])
 
 
+@pytest.mark.airflow
 def test_dag_lands_tables_fails_config_errors_skips_locked_and_never_loads_twice(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema, airflow_python: Path
 ) -> None:
