@@ -58,6 +58,18 @@ class NativeDecodeError(DataError):
     """
 
 
+class CorruptStagedFile(DataError):
+    """A staged Parquet file cannot be read (truncated, damaged, not ours).
+
+    The load quarantines it and loads the table's other files; ``uri`` names it.
+    """
+
+    def __init__(self, uri: str, reason: str) -> None:
+        super().__init__(f"staged file {uri} is corrupt ({reason})")
+        self.uri = uri
+        self.reason = reason
+
+
 class StageError(BackupError):
     """Reading or writing the S3 bucket or the local stage directory failed."""
 

@@ -24,7 +24,7 @@ from src.core.simple_watermark_manager import utc_now_iso
 from src.core.table_run import TableRun
 from src.utils.logging_setup import get_logger
 from src.utils.naming import quote_mysql
-from src.utils.stage_keys import data_file_name, partition_path
+from src.utils.stage_keys import data_file_name, new_execution_id, partition_path
 
 log = get_logger("backup")
 _KEYS_PER_QUERY = 500
@@ -59,6 +59,9 @@ def extract_by_key(
         }
     )
     started = dt.datetime.now(dt.UTC)
+    # Its own id: two extractions in one run (a repair, then a quarantine's rows) must
+    # never write the same file name, which the ledger already holds after the first.
+    extraction = new_execution_id()
 
     def uploaded(staged: StagedFile) -> None:
         wm.backup_s3_files.append(staged.uri)
@@ -95,19 +98,19 @@ def extract_by_key(
                 sink.write(batch)
                 result.rows += batch.num_rows
             if sink.rows_in_file >= _ROWS_PER_FILE:
-                sink.close_file(_file_key(run, started, file_no), None)
+                sink.close_file(_file_key(run, started, extraction, file_no), None)
                 file_no += 1
-        sink.close_file(_file_key(run, started, file_no), None)
+        sink.close_file(_file_key(run, started, extraction, file_no), None)
     return result
 
 
-def _file_key(run: TableRun, started: dt.datetime, file_no: int) -> str:
+def _file_key(run: TableRun, started: dt.datetime, extraction: str, file_no: int) -> str:
     name = data_file_name(
         run.pipeline.source,
         run.source_schema,
         run.source_table,
         started,
-        run.execution_id,
+        extraction,
         0,
         file_no,
     )

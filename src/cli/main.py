@@ -113,12 +113,10 @@ def cli(
 ) -> None:
     """s3-backup: copy MySQL tables into Redshift or PostgreSQL through Parquet on S3."""
     from src.utils.logging_setup import configure_logging
+    from src.utils.native_output import native_stderr
 
     _Boundary.debug = debug
-    if json_logs:
-        from src.utils.native_output import json_stderr
-
-        _Boundary.cleanup.enter_context(json_stderr())
+    _Boundary.cleanup.enter_context(native_stderr(json_lines=json_logs, show_panics=debug))
     configure_logging(debug=debug, quiet=quiet, json_logs=json_logs, log_file=log_file)
     ctx.obj = AppContext(config_dir=config_dir, env_file=env_file, debug=debug, quiet=quiet)
 

@@ -26,6 +26,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 _TITLES = {
     "loaded": "✅ Loaded (in processed_s3_files)",
     "awaiting": "📦 Awaiting load (in backup_s3_files)",
+    "quarantined": "🧪 Quarantined (unreadable; kept until 'verify --repair' releases them)",
     "orphan": "👻 Orphans (in no watermark list; never loaded)",
 }
 
@@ -72,12 +73,14 @@ def s3clean_list(
     show_timestamps: bool,
     as_json: bool,
 ) -> int:
-    """List TABLE's staged files: loaded, awaiting load, and orphans.
+    """List TABLE's staged files: loaded, awaiting load, quarantined, and orphans.
 
-    Orphans are files under the table's prefix that no watermark list names,
-    e.g. uploaded by a run killed before it recorded them; they are never
-    loaded. Takes no lock: while a sync runs, the file it is writing may show
-    as an orphan (the output says when the table's lock is held).
+    Quarantined files are unreadable ones the load set aside until 'verify
+    --repair' re-extracts their rows and releases them. Orphans are files
+    under the table's prefix that no watermark list names, e.g. uploaded by a
+    run killed before it recorded them; they are never loaded. Takes no lock:
+    while a sync runs, the file it is writing may show as an orphan (the
+    output says when the table's lock is held).
     """
     from src.pipeline.stage_cleaner import list_staged
 
@@ -116,7 +119,8 @@ def s3clean_clean(
 
     Files awaiting load are never deleted unless --include-unloaded is given
     (their rows would then never reach the target unless re-extracted, e.g.
-    after 'watermark reset'); the output says how many were kept. Deleted keys
+    after 'watermark reset'); quarantined files are always kept until 'verify
+    --repair' releases them; the output says how many were kept. Deleted keys
     are removed from the watermark's lists first, then the objects are deleted
     in batches of at most 1000, all while holding the table's lock (exit 7
     while a sync runs). Asks for confirmation unless --force (declined: exit
@@ -175,18 +179,25 @@ def _plan_lines(plan: CleanResult, verb: str, count: int | None = None) -> list[
     size = _size(sum(e.size for e in plan.to_delete))
     lines = _header(plan.scan)
     lines.append(f"{verb} {_files(total)} ({', '.join(parts)}), {size}")
-    kept = len(plan.kept_unloaded)
-    if kept:
+    kept = plan.counts(plan.kept_unloaded)
+    if kept["awaiting"]:
         lines.append(
-            f"Kept {_files(kept)} awaiting load: not loaded into the target yet "
+            f"Kept {_files(kept['awaiting'])} awaiting load: not loaded into the target yet "
             "(--include-unloaded deletes them too)"
+        )
+    if kept["quarantined"]:
+        lines.append(
+            f"Kept {_files(kept['quarantined'])} quarantined: 'verify --repair' re-extracts "
+            "their rows and releases them"
         )
     return lines
 
 
 def _warnings(scan: StageScan) -> None:
     for category, n in scan.missing.items():
-        where = "processed_s3_files" if category == "loaded" else "backup_s3_files"
+        where = {"loaded": "processed_s3_files", "quarantined": "quarantined_s3_files"}.get(
+            category, "backup_s3_files"
+        )
         info(f"Warning: {_files(n)} listed in {where} missing from the stage")
     if scan.lock_holder:
         info(

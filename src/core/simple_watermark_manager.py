@@ -78,6 +78,19 @@ class WatermarkMetadata(_State):
     initial_pass: dict[str, Any] | None = None
 
 
+class QuarantinedFile(_State):
+    """A staged file the load could not read, set aside with what re-extracts its rows.
+
+    ``below``: the backup position when it was set aside; every row of the
+    file is at or below it (``verify --repair`` of that range mends them).
+    """
+
+    file: str
+    error: str
+    quarantined_at: str = Field(default_factory=utc_now_iso)
+    below: dict[str, Any] = Field(default_factory=dict)
+
+
 class Watermark(_State):
     """The whole document (version 2.1)."""
 
@@ -89,7 +102,14 @@ class Watermark(_State):
     redshift_state: RedshiftState = Field(default_factory=RedshiftState)
     backup_s3_files: list[str] = Field(default_factory=list)
     processed_s3_files: list[str] = Field(default_factory=list)
+    # Not in SPEC §8's example: files set aside as unreadable (absent until one is).
+    quarantined_s3_files: list[QuarantinedFile] = Field(default_factory=list)
     metadata: WatermarkMetadata = Field(default_factory=WatermarkMetadata)
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document (``quarantined_s3_files`` only once a file is quarantined)."""
+        empty = set() if self.quarantined_s3_files else {"quarantined_s3_files"}
+        return self.model_dump(mode="json", exclude=empty)
 
     def refresh_counts(self) -> None:
         """Keep ``s3_files_created`` equal to staged + loaded files (SPEC §8)."""
@@ -181,8 +201,6 @@ class SimpleWatermarkManager:
         watermark.refresh_counts()
         # Compact: an indent makes json use its pure-Python encoder, ~10x slower on a
         # document with 100,000 file names (`watermark get --json` prints it indented).
-        body = json.dumps(
-            watermark.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")
-        )
+        body = json.dumps(watermark.document(), ensure_ascii=False, separators=(",", ":"))
         self.stage.put_bytes(self.key, body.encode("utf-8"))
         self._document, self._stored = watermark, True

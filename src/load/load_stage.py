@@ -10,6 +10,7 @@ two) is repaired from the ledger on the next run, never loaded again.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
@@ -26,12 +27,13 @@ from tenacity import (
 from src.config.settings import resolve_retries
 from src.core.connections import ConnectionManager
 from src.core.driver_errors import connection_failed
-from src.core.simple_watermark_manager import Watermark
+from src.core.simple_watermark_manager import QuarantinedFile, Watermark
 from src.core.stage import Stage
 from src.core.table_run import TableRun
 from src.core.table_schema import TableSchema
 from src.errors import (
     BackupError,
+    CorruptStagedFile,
     LoadError,
     StageError,
     TargetConnectionLost,
@@ -41,6 +43,7 @@ from src.errors import (
 from src.load.deletions import Deletions
 from src.load.ledger import Ledger
 from src.load.merge import TableWriter
+from src.load.quarantine import quarantine_error, set_aside, warn_if_quarantined
 from src.load.staged_files import read_footer
 from src.load.target_table import TargetTable
 from src.load.targets.base import (
@@ -95,6 +98,7 @@ class TableLoad:
         self.target_cfg = run.app.targets[run.pipeline.target]
         self.retries = resolve_retries(run.pipeline, run.config)
         self.result = LoadResult(self.table_name)  # this run's, also when it failed
+        self.quarantined: list[QuarantinedFile] = []
         manager = ConnectionManager(run.app)
         self.connect: Connect = connect or (lambda: manager.target(run.pipeline.target))
         self.schema_name, self.source_table = run.source_schema, run.source_table
@@ -122,6 +126,7 @@ class TableLoad:
     def run(self) -> LoadResult:
         """Load every staged file the ledger does not hold yet."""
         result = self.result = LoadResult(self.table_name)
+        self.quarantined = []  # set aside by this run
         begin = time.perf_counter()
         wm = self.watermarks.read()
         try:
@@ -132,6 +137,15 @@ class TableLoad:
                 pending = list(wm.backup_s3_files)
                 if pending or self.deletions:
                     self._load(conn, stack, wm, pending, result)
+                if self.quarantined:
+                    raise quarantine_error(
+                        self.table_name,
+                        self.pipeline.name,
+                        self.quarantined,
+                        result.files,
+                        self._replaces(),
+                    )
+                warn_if_quarantined(wm, self.table_name, self.pipeline.name)
         except BaseException as exc:
             wm = self.watermarks.read()
             wm.redshift_state.finish(exc)
@@ -196,13 +210,29 @@ class TableLoad:
         self, conn: Any, stack: ExitStack, wm: Watermark, pending: list[str], result: LoadResult
     ) -> None:
         pending, superseded = self._snapshot_files(wm, pending)
-        verified = self._verify(pending)
+        replace = self._replaces()
+        live = [conn]  # the load's connection; a retry after a lost one opens a new one
+        while True:
+            try:
+                verified = self._verify(pending)
+                groups = _group_by_schema(verified)
+                self.target.apply_ddl(live[0], [schema for schema, _ in groups], self.deletions)
+                rows = self._with_retries(live, stack, wm, groups, superseded, result)
+                break
+            except CorruptStagedFile as exc:
+                if not getattr(live[0], "closed", 0):
+                    live[0].rollback()
+                bound = self._position_from(pending, exc.uri)
+                self.quarantined.append(set_aside(wm, exc, self.table_name, bound))
+                self.watermarks.write(wm)
+                pending = [u for u in pending if u != exc.uri]
+                if replace:
+                    return  # a snapshot without all its files must not replace the target
         refs = [ref for ref, _ in verified]
-        groups = _group_by_schema(verified)
-        self.target.apply_ddl(conn, [schema for schema, _ in groups], self.deletions)
-        rows = self._with_retries(conn, stack, wm, groups, superseded, result)
         fault_point("after_load_commit")
         _mark_processed(wm, [r.uri for r in refs] + superseded)
+        if replace and refs:
+            wm.quarantined_s3_files = []  # a whole newer snapshot replaced their rows
         state = wm.redshift_state
         state.total_rows += rows
         state.last_session_rows = rows
@@ -211,9 +241,22 @@ class TableLoad:
         result.rows, result.files, result.superseded_files = rows, len(refs), len(superseded)
         log.info("loaded", table=self.table_name, rows=rows, files=len(refs))
 
+    def _position_from(self, pending: list[str], uri: str) -> dict[str, Any] | None:
+        """The footer position of the first readable file from ``uri`` on (quarantine bound)."""
+        listed = {obj.key: obj.size for obj in self.stage.list(self.run_context.data_prefix)}
+        for later in pending[pending.index(uri) :]:
+            key = self.stage.key_of(later)
+            with contextlib.suppress(CorruptStagedFile):
+                if key in listed and (pos := read_footer(self.stage, key, listed[key]).position):
+                    return pos
+        return None
+
+    def _replaces(self) -> bool:
+        return self.table.cdc_strategy == "full_sync" and self.table.full_sync_mode == "replace"
+
     def _with_retries(
         self,
-        conn: Any,
+        live: list[Any],
         stack: ExitStack,
         wm: Watermark,
         groups: list[tuple[TableSchema, list[StagedFileRef]]],
@@ -222,11 +265,10 @@ class TableLoad:
     ) -> int:
         """The load transaction, retried from its start after a transient failure.
 
-        A concurrent writer's abort or a lost connection (then on a new connection)
-        is retried up to ``processing.retries.attempts`` times; the ledger makes a
-        retried load exact. Anything else is final.
+        A concurrent writer's abort or a lost connection (then on a new connection,
+        left in ``live[0]``) is retried up to ``processing.retries.attempts`` times;
+        the ledger makes a retried load exact. Anything else is final.
         """
-        live = [conn]
         uris = [f.uri for _, files in groups for f in files]
 
         def attempt() -> int:
@@ -268,7 +310,7 @@ class TableLoad:
 
     def _snapshot_files(self, wm: Watermark, pending: list[str]) -> tuple[list[str], list[str]]:
         """``full_sync replace`` loads only the latest complete snapshot; older ones are moot."""
-        if not (self.table.cdc_strategy == "full_sync" and self.table.full_sync_mode == "replace"):
+        if not self._replaces():
             return pending, []
         state = wm.mysql_state
         if state.status != "success" or not state.execution_id:

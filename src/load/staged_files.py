@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from src.core.stage import Stage
 from src.core.table_schema import POSITION_METADATA_KEY, SCHEMA_METADATA_KEY, TableSchema
-from src.errors import DataError
+from src.errors import CorruptStagedFile, first_line
 
 _TAIL = 64 * 1024
 
@@ -33,28 +33,35 @@ class Footer:
 
 
 def read_footer(stage: Stage, key: str, size: int) -> Footer:
-    """Parse the footer of the Parquet object ``key`` (``size`` bytes long)."""
-    where = stage.uri(key)
+    """Parse the footer of the Parquet object ``key`` (``size`` bytes long).
+
+    A file that is not a whole Parquet file written by this tool raises
+    :class:`CorruptStagedFile` (the load quarantines it).
+    """
+    uri = stage.uri(key)
     if size < 12:
-        raise DataError(f"staged file {where} is too small to be Parquet")
+        raise CorruptStagedFile(uri, f"{size} bytes: too small to be Parquet")
     tail = stage.get_range(key, max(0, size - _TAIL), size)
     if tail[-4:] != b"PAR1":
-        raise DataError(f"staged file {where} is not a Parquet file")
+        raise CorruptStagedFile(uri, "no Parquet footer: truncated or not Parquet")
     (footer_len,) = struct.unpack("<I", tail[-8:-4])
+    if footer_len + 8 > size:
+        raise CorruptStagedFile(uri, f"its footer claims {footer_len} bytes of {size}")
     if footer_len + 8 > len(tail):
         tail = stage.get_range(key, size - footer_len - 8, size)
-    meta = pq.read_metadata(pa.PythonFile(_TailFile(tail, size), mode="r"))
-    raw = (meta.metadata or {}).get(SCHEMA_METADATA_KEY)
-    if raw is None:
-        raise DataError(
-            f"staged file {where} carries no table schema: it was not written by this tool"
+    try:
+        meta = pq.read_metadata(pa.PythonFile(_TailFile(tail, size), mode="r"))
+        raw = (meta.metadata or {}).get(SCHEMA_METADATA_KEY)
+        if raw is None:
+            raise CorruptStagedFile(uri, "it carries no table schema: not written by this tool")
+        position = (meta.metadata or {}).get(POSITION_METADATA_KEY)
+        return Footer(
+            meta.num_rows,
+            TableSchema.from_json(raw),
+            json.loads(position) if position is not None else None,
         )
-    position = (meta.metadata or {}).get(POSITION_METADATA_KEY)
-    return Footer(
-        meta.num_rows,
-        TableSchema.from_json(raw),
-        json.loads(position) if position is not None else None,
-    )
+    except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as exc:
+        raise CorruptStagedFile(uri, f"unreadable footer: {first_line(exc)}") from None
 
 
 class _TailFile(io.RawIOBase):

@@ -6,6 +6,8 @@ page by page. Each one is classified against the watermark:
 
 * ``loaded``: in ``processed_s3_files`` (the target holds its rows);
 * ``awaiting``: in ``backup_s3_files`` (not loaded yet);
+* ``quarantined``: in ``quarantined_s3_files`` (unreadable; kept until
+  ``verify --repair`` re-extracts its rows and releases it);
 * ``orphan``: in no list, e.g. uploaded by a run killed before its watermark
   write; its rows were re-extracted by a later run, it is never loaded.
 
@@ -37,8 +39,8 @@ from src.utils.logging_setup import get_logger
 
 log = get_logger("s3clean")
 
-LOADED, AWAITING, ORPHAN = "loaded", "awaiting", "orphan"
-CATEGORIES = (LOADED, AWAITING, ORPHAN)
+LOADED, AWAITING, QUARANTINED, ORPHAN = "loaded", "awaiting", "quarantined", "orphan"
+CATEGORIES = (LOADED, AWAITING, QUARANTINED, ORPHAN)
 _AGE_RE = re.compile(r"^(\d+)\s*([smhdw])$")
 _AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -160,6 +162,7 @@ def _scan(app: AppConfig, handle: TableRun, filters: FileFilter) -> StageScan:
     wm = handle.watermarks.read()
     category = dict.fromkeys(wm.processed_s3_files, LOADED)
     category.update(dict.fromkeys(wm.backup_s3_files, AWAITING))  # never delete by mistake
+    category.update(dict.fromkeys((q.file for q in wm.quarantined_s3_files), QUARANTINED))
     prefix_uri = stage.uri(prefix)  # a local stage's path drops the trailing "/"
     scan = StageScan(
         handle.table,
@@ -199,7 +202,7 @@ class CleanResult:
 
     scan: StageScan
     to_delete: list[StagedEntry]
-    kept_unloaded: list[StagedEntry]
+    kept_unloaded: list[StagedEntry]  # awaiting load, and quarantined (always kept)
     include_unloaded: bool
     dry_run: bool
     deleted: int = 0
@@ -216,7 +219,11 @@ def _plan(scan: StageScan, include_unloaded: bool, dry_run: bool) -> CleanResult
     return CleanResult(
         scan,
         [e for e in scan.entries if e.category in deletable],
-        [e for e in scan.entries if e.category == AWAITING and not include_unloaded],
+        [
+            e
+            for e in scan.entries
+            if e.category == QUARANTINED or (e.category == AWAITING and not include_unloaded)
+        ],
         include_unloaded,
         dry_run,
     )

@@ -20,7 +20,7 @@ from src.config.settings import AppConfig, PipelineConfig
 from src.core.connection_registry import get_pipeline, get_table
 from src.core.connections import ConnectionManager
 from src.core.driver_errors import connection_failed
-from src.core.row_compare import DigestPlan
+from src.core.row_compare import DigestPlan, Scope
 from src.core.simple_watermark_manager import MySQLState
 from src.core.table_run import TableRun, open_table_run
 from src.errors import BackupError, DataError, LoadError, SourceConnectionError, first_line
@@ -28,6 +28,7 @@ from src.load.deletions import DELETED_AT_COLUMN
 from src.load.load_stage import Connect
 from src.load.target_digest import TargetDigest
 from src.load.targets import make_dialect
+from src.pipeline.quarantine_release import release_quarantined
 from src.pipeline.verify_compare import CompareSettings, Comparison, TableComparer, at_once
 from src.pipeline.verify_plan import (
     compared_up_to,
@@ -197,7 +198,17 @@ def _verify(
         )
         comparison = comparer.run(_estimate(mysql[0], run))
         _fill(result, comparison, plan)
+
+        def release(scope: Scope) -> int:
+            return release_quarantined(
+                run, strategy, scope, mysql[0], plan.key, dialect, connect, locked=locked
+            )
+
+        # Whole rows up to the watermark compared (and mended below): quarantined rows too.
+        whole = window is None and not (options.keys_only or options.columns)
         if spool is None or options.repair is None or comparison.equal:
+            if options.repair and whole and comparison.equal and not options.repair.dry_run:
+                result.quarantine_released = release(scope)
             return result
         if cfg.cdc_strategy == "full_sync" and cfg.full_sync_mode == "replace":
             result.notes.append("full_sync replace: the next sync reloads the whole table")
@@ -207,6 +218,8 @@ def _verify(
         )
         if not result.repair.dry_run and result.repair.refused is None:
             result.status = "repaired"
+        if whole and not result.repair.dry_run:
+            result.quarantine_released = release(scope)
         return result
 
 

@@ -52,6 +52,7 @@ class TableVerification(BaseModel):
     error: str | None = None
     exit_code: int = 0
     repair: RepairReport | None = None
+    quarantine_released: int = 0  # quarantined staged files whose rows this run covered
 
 
 class VerifyReport(BaseModel):

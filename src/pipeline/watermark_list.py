@@ -28,6 +28,7 @@ class TableSummary:
     files_loaded: int
     last_updated: str | None
     error: str | None = None
+    files_quarantined: int = 0  # unreadable files set aside until 'verify --repair'
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -53,6 +54,9 @@ def _summary(handle: TableRun) -> TableSummary:
         if t
     ]
     error = wm.mysql_state.error or wm.redshift_state.error
+    quarantined = len(wm.quarantined_s3_files)
+    if quarantined and not error:
+        error = f"{quarantined} quarantined staged files await 'verify --repair'"
     return TableSummary(
         name,
         handle.table,
@@ -66,6 +70,7 @@ def _summary(handle: TableRun) -> TableSummary:
         len(wm.processed_s3_files),
         max(times) if times else None,
         error,
+        quarantined,
     )
 
 

@@ -56,7 +56,7 @@ class WatermarkView:
 
     def as_dict(self) -> dict[str, Any]:
         """The watermark document, JSON-ready."""
-        return self.watermark.model_dump(mode="json")
+        return self.watermark.document()
 
 
 def describe_resume(wm: Watermark, cfg: TableConfig) -> str:

@@ -1,4 +1,5 @@
-"""The fault soak, bounded for CI: 20 random network faults under a concurrent writer (#12)."""
+"""The fault soak, bounded for CI: 20 random network and S3 faults under a concurrent writer
+(#12)."""
 
 from __future__ import annotations
 
@@ -20,4 +21,5 @@ def test_random_faults_under_a_concurrent_writer() -> None:
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["faults"] == 20
     assert len(summary["kinds"]) >= 3  # several kinds of fault, not one
+    assert any(kind.startswith("s3_") for kind in summary["kinds"])  # the stage's too
     assert summary["source_rows"] > 100_000  # the writer inserted during the soak

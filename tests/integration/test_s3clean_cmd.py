@@ -76,7 +76,7 @@ def test_1200_staged_files_on_s3(
 
     # list: every page, exact prefix, three groups.
     listed = json.loads(project.cli("s3clean", "list", "-t", orders, "--json", check=True).stdout)
-    assert listed["counts"] == {"loaded": 1001, "awaiting": 150, "orphan": 50}
+    assert listed["counts"] == {"loaded": 1001, "awaiting": 150, "quarantined": 0, "orphan": 50}
     assert listed["listed"] == 1201
     names = [f["key"] for group in listed["files"].values() for f in group]
     assert all(k.startswith(prefix) for k in names) and not set(names) & set(archive_keys)
@@ -89,11 +89,13 @@ def test_1200_staged_files_on_s3(
     assert counts(project, orders, "--pattern", f"*_{ORPHAN}_*") == {
         "loaded": 0,
         "awaiting": 0,
+        "quarantined": 0,
         "orphan": 50,
     }
     assert counts(project, orders, "--older-than", "7d") == {
         "loaded": 0,
         "awaiting": 0,
+        "quarantined": 0,
         "orphan": 0,
     }
 
@@ -157,20 +159,23 @@ def test_filters_orphans_and_lock_on_local_stage(
         os.utime(orphan, (now - age, now - age))
     os.utime(loaded, (now - ages["old"], now - ages["old"]))
 
-    assert counts(project, orders) == {"loaded": 1, "awaiting": 0, "orphan": 3}
+    assert counts(project, orders) == {"loaded": 1, "awaiting": 0, "quarantined": 0, "orphan": 3}
     assert counts(project, orders, "--older-than", "7d") == {
         "loaded": 1,
         "awaiting": 0,
+        "quarantined": 0,
         "orphan": 1,
     }
     assert counts(project, orders, "--older-than", "1h") == {
         "loaded": 1,
         "awaiting": 0,
+        "quarantined": 0,
         "orphan": 2,
     }
     assert counts(project, orders, "--older-than", "30m", "--pattern", "orphan_*") == {
         "loaded": 0,
         "awaiting": 0,
+        "quarantined": 0,
         "orphan": 2,
     }
     bad = project.cli("s3clean", "list", "-t", orders, "--older-than", "7x")
@@ -183,7 +188,7 @@ def test_filters_orphans_and_lock_on_local_stage(
         assert "sync_test_holder" in error_line(held)
         seen = project.cli("s3clean", "list", "-t", orders)
         assert seen.returncode == 0 and "lock is held by sync_test_holder" in seen.stderr
-    assert counts(project, orders) == {"loaded": 1, "awaiting": 0, "orphan": 3}
+    assert counts(project, orders) == {"loaded": 1, "awaiting": 0, "quarantined": 0, "orphan": 3}
 
     old = project.cli("s3clean", "clean", "-t", orders, "--force", "--older-than", "7d")
     assert old.returncode == 0, old.stderr

@@ -1,12 +1,15 @@
 """Fault soak: sync under a concurrent writer while the network breaks at random (#12).
 
-MariaDB and PostgreSQL are reached through fault proxies (tests/support/fault_proxy.py).
-Each iteration starts ``sync pipeline`` and, after a random delay, injects one fault of
-a random kind: every connection to MySQL or PostgreSQL reset, one reset after a random
-number of bytes, or a stall of up to 2 s. A run rides the fault out (exit 0) or fails
-cleanly (exit 2 or 6, one ``Error:`` line, no traceback); the watermark never moves
-back and the target never holds a duplicate key. At the end the writer stops, the
-sync runs without faults, and the target must equal the source by count and checksum.
+MariaDB and PostgreSQL are reached through fault proxies (tests/support/fault_proxy.py),
+the stage is the S3 API server (tests/support/s3_faults.py; ``--stage local`` for a
+directory). Each iteration starts ``sync pipeline`` and, after a random delay, injects
+one fault of a random kind: every connection to MySQL or PostgreSQL reset, one reset
+after a random number of bytes, a stall of up to 2 s, or the next 1–8 S3 requests of
+one kind (PUT, GET, LIST) answered 503 SlowDown or 500. A run rides the fault out
+(exit 0) or fails cleanly (exit 2, 5 or 6, one ``Error:`` line, no traceback); the
+watermark never moves back and the target never holds a duplicate key. At the end the
+writer stops, the sync runs without faults, and the target must equal the source by
+count and checksum.
 
     .venv/bin/python -m tests.soak.fault_harness --faults 100 --rows 200000
 
@@ -16,6 +19,7 @@ CI runs a bounded version through tests/integration/test_fault_harness.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import random
@@ -38,15 +42,24 @@ from tests.soak.kill_harness import (
 from tests.support.databases import mysql_database, pg_schema
 from tests.support.fault_proxy import FaultProxy, fault_proxy
 from tests.support.pipelines import make_project
+from tests.support.s3_faults import inject
+from tests.support.s3_server import s3_bucket, s3_server
 
-# A run that meets a fault rides it out, or ends with a connection (2) or load (6) error.
-CLEAN_FAILURES = {2, 6}
+# A run that meets a fault rides it out, or ends with a connection (2), stage (5) or
+# load (6) error.
+CLEAN_FAILURES = {2, 5, 6}
 RETRIES = {"attempts": 3, "initial_wait_seconds": 0.2, "max_wait_seconds": 1}
 KINDS = ("mysql_reset", "pg_reset", "mysql_reset_after", "mysql_stall", "pg_stall")
+S3_KINDS = ("s3_put", "s3_get", "s3_list")
 
 
-def _inject(kind: str, mysql: FaultProxy, pg: FaultProxy, rng: random.Random) -> None:
-    if kind == "mysql_reset":
+def _inject(
+    kind: str, mysql: FaultProxy, pg: FaultProxy, s3: str | None, rng: random.Random
+) -> None:
+    if kind.startswith("s3_"):
+        assert s3 is not None
+        inject(s3, kind[3:].upper(), rng.randint(1, 8), rng.choice((503, 500)))
+    elif kind == "mysql_reset":
         mysql.reset_all()
     elif kind == "pg_reset":
         pg.reset_all()
@@ -58,15 +71,21 @@ def _inject(kind: str, mysql: FaultProxy, pg: FaultProxy, rng: random.Random) ->
         pg.stall(rng.uniform(0.2, 2.0))
 
 
-def soak(faults_wanted: int, rows: int, seed: int, root: Path) -> dict[str, object]:
+def soak(
+    faults_wanted: int, rows: int, seed: int, root: Path, stage: str = "s3"
+) -> dict[str, object]:
     """Inject ``faults_wanted`` faults into runs; raise AssertionError on any violation."""
     rng = random.Random(seed)
-    with (
-        mysql_database("fsoak") as db,
-        pg_schema("fsoak") as target,
-        fault_proxy(db.host, db.port) as mysql,
-        fault_proxy(target.host, target.port) as pg,
-    ):
+    with contextlib.ExitStack() as stack:
+        db = stack.enter_context(mysql_database("fsoak"))
+        target = stack.enter_context(pg_schema("fsoak"))
+        mysql = stack.enter_context(fault_proxy(db.host, db.port))
+        pg = stack.enter_context(fault_proxy(target.host, target.port))
+        bucket = None
+        if stage == "s3":
+            bucket = stack.enter_context(s3_bucket(stack.enter_context(s3_server()), "fsoak"))
+        s3 = bucket.server.endpoint_url if bucket else None
+        kinds_of = KINDS + (S3_KINDS if bucket else ())
         db.execute(TABLE_DDL)
         db.execute(
             "INSERT INTO items (id, qty, note, updated_at) SELECT seq, seq % 97, "
@@ -81,6 +100,7 @@ def soak(faults_wanted: int, rows: int, seed: int, root: Path) -> dict[str, obje
             pg=dataclasses.replace(target, port=pg.port),
             source_extra={"port": mysql.port},
             backup_batch_size=50_000,
+            bucket=bucket,
         )
         writer = Writer(db, seed)
         writer.start()
@@ -94,8 +114,8 @@ def soak(faults_wanted: int, rows: int, seed: int, root: Path) -> dict[str, obje
                 proc = start_sync(project)
                 time.sleep(rng.uniform(0.05, typical))
                 if proc.poll() is None:
-                    kind = rng.choice(KINDS)
-                    _inject(kind, mysql, pg, rng)
+                    kind = rng.choice(kinds_of)
+                    _inject(kind, mysql, pg, s3, rng)
                     kinds[kind] += 1
                 code = proc.wait(timeout=300)
                 stderr = proc.stderr.read() if proc.stderr else ""
@@ -117,6 +137,8 @@ def soak(faults_wanted: int, rows: int, seed: int, root: Path) -> dict[str, obje
         finally:
             writer.stop_event.set()
             writer.join()
+        for kind in S3_KINDS if s3 else ():
+            inject(s3, kind[3:].upper(), 0)  # disarm what no run consumed
         time.sleep(2.5)  # past the lookback window: every writer commit is visible
         final = start_sync(project)
         assert final.wait(timeout=600) == 0, final.stderr.read() if final.stderr else ""
@@ -136,9 +158,10 @@ def main() -> int:
     parser.add_argument("--faults", type=int, default=50, help="faults to inject")
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--stage", choices=("s3", "local"), default="s3")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fault-soak-") as tmp:
-        result = soak(args.faults, args.rows, args.seed, Path(tmp))
+        result = soak(args.faults, args.rows, args.seed, Path(tmp), args.stage)
     print(json.dumps({"seed": args.seed, **result}))
     return 0
 

@@ -102,6 +102,10 @@ def position_of(project: Project, table: str) -> tuple[str, int, int] | None:
         raw = project.watermark(table)
     except FileNotFoundError:
         return None
+    except Exception as exc:  # on S3: botocore's NoSuchKey
+        if type(exc).__name__ != "NoSuchKey":
+            raise
+        return None
     wm = Watermark.model_validate(raw)  # must parse, whatever moment the kill hit
     state = wm.mysql_state
     return (state.last_timestamp or "", state.last_id or 0, state.total_rows)
@@ -109,6 +113,7 @@ def position_of(project: Project, table: str) -> tuple[str, int, int] | None:
 
 def start_sync(project: Project) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUP_", "AWS_"))}
+    env.update(project.env)
     return subprocess.Popen(
         [sys.executable, "-m", "src.cli.main", "-q", "--config-dir", str(project.config_dir),
          "sync", "pipeline", "-p", "p"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -13,7 +14,7 @@ import pyarrow.parquet as pq
 
 from src.core.stage import LocalStage, Stage
 from src.core.table_schema import ColumnSpec, TableSchema
-from src.errors import StageError
+from src.errors import CorruptStagedFile, StageError, first_line
 from src.load.targets.base import COMMON_TYPES, StagedFileRef, TargetDialect
 from src.utils.faults import fault_point
 from src.utils.memory import release_memory
@@ -142,8 +143,7 @@ class _CsvStream:
         options = pacsv.WriteOptions(include_header=False)
         try:
             for ref in self._files:
-                parquet = pq.ParquetFile(_open(self._stage, ref))
-                for batch in parquet.iter_batches(batch_size=_BATCH_ROWS):
+                for batch in _batches(self._stage, ref):
                     sink = pa.BufferOutputStream()
                     pacsv.write_csv(_csv_ready(batch), sink, write_options=options)
                     if not self._put(sink.getvalue()):  # no copy: read() slices it
@@ -153,6 +153,16 @@ class _CsvStream:
             self._put(exc)
             return
         self._put(None)
+
+
+def _batches(stage: Stage, ref: StagedFileRef) -> Iterator[pa.RecordBatch]:
+    """The file's record batches; a damaged page is the file's corruption, not the load's."""
+    try:
+        yield from pq.ParquetFile(_open(stage, ref)).iter_batches(batch_size=_BATCH_ROWS)
+    except (PermissionError, FileNotFoundError) as exc:
+        raise StageError(f"cannot read staged file {ref.uri}: {first_line(exc)}") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptStagedFile(ref.uri, f"unreadable data: {first_line(exc)}") from None
 
 
 def _open(stage: Stage, ref: StagedFileRef) -> Any:
