@@ -68,6 +68,8 @@ import yaml  # noqa: E402
 from bench_verify import DIFFERENCES, reference_pass, scatter_differences  # noqa: E402
 from seed_demo import seed  # noqa: E402
 
+from src.core.simple_watermark_manager import Watermark  # noqa: E402
+
 TABLE = "parcels"
 COLUMNS = (
     "id, tracking_number, order_id, status, is_active, weight, price, zone, note, "
@@ -355,7 +357,9 @@ def add_history(project: Project, servers: Servers, target_schema: str, files: i
     doc = json.loads(path.read_text())
     fake = [f"{project.root}/stage/history/old_{n:06d}.parquet" for n in range(files)]
     doc["processed_s3_files"] = fake + doc["processed_s3_files"]
-    path.write_text(json.dumps(doc))
+    wm = Watermark.model_validate(doc)
+    wm.forget_oldest_loaded()  # as the tool keeps it: the newest names, the rest counted
+    path.write_text(json.dumps(wm.document()))
     ledger = f'"{target_schema}".s3_backup_load_ledger'
     names = ",".join(f"'{name}'" for name in fake)  # our own names: no quoting needed
     servers.pg_execute(

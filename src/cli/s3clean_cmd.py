@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 _TITLES = {
-    "loaded": "✅ Loaded (in processed_s3_files)",
+    "loaded": "✅ Loaded (in processed_s3_files, or older than the names it keeps)",
     "awaiting": "📦 Awaiting load (in backup_s3_files)",
     "quarantined": "🧪 Quarantined (unreadable; kept until 'verify --repair' releases them)",
     "orphan": "👻 Orphans (in no watermark list; never loaded)",

@@ -90,7 +90,12 @@ def render_watermark(view: WatermarkView, show_files: bool = False) -> list[str]
     ]
     if show_files:
         lines += [f"    {uri}" for uri in wm.backup_s3_files]
-    lines.append(f"✅ Processed S3 Files (loaded to Redshift): {len(wm.processed_s3_files):,}")
+    lines.append(f"✅ Processed S3 Files (loaded to Redshift): {wm.loaded_files():,}")
+    if wm.metadata.loaded_files_forgotten:
+        lines.append(
+            f"    ({wm.metadata.loaded_files_forgotten:,} older ones are counted, not listed: "
+            "the target's ledger holds them)"
+        )
     if show_files and wm.processed_s3_files:
         shown = wm.processed_s3_files[-_LOADED_SHOWN:]
         hidden = len(wm.processed_s3_files) - len(shown)

@@ -20,6 +20,10 @@ from src.core.stage import Stage
 from src.errors import DataError, first_line
 
 CURRENT_VERSION = "2.1"
+# The newest loaded files the document lists; older ones are counted, not named: the
+# target's ledger holds every loaded file, and a document that grew with history made
+# every run and every staged file slower (100,000 names: 10 MB rewritten per file).
+PROCESSED_FILES_KEPT = 1000
 
 
 def utc_now_iso() -> str:
@@ -76,6 +80,10 @@ class WatermarkMetadata(_State):
     # A hybrid table's first run, read in primary-key order:
     # {"hi": <ts>, "last_pk": <key value, or a list of them for a composite key>}.
     initial_pass: dict[str, Any] | None = None
+    # Loaded files dropped from processed_s3_files (the oldest first), and the greatest
+    # of their names: staged names sort by time, so an unlisted file up to it is loaded.
+    loaded_files_forgotten: int = 0
+    forgotten_through: str | None = None
 
 
 class QuarantinedFile(_State):
@@ -111,9 +119,36 @@ class Watermark(_State):
         empty = set() if self.quarantined_s3_files else {"quarantined_s3_files"}
         return self.model_dump(mode="json", exclude=empty)
 
+    def loaded_files(self) -> int:
+        """Every loaded file: the listed ones and those the bounded list forgot."""
+        return len(self.processed_s3_files) + self.metadata.loaded_files_forgotten
+
+    def mark_processed(self, uris: list[str]) -> None:
+        """Move ``uris`` from the staged list to the loaded one, in order, each once.
+
+        Set look-ups: O(1) per file. The loaded list keeps the newest
+        :data:`PROCESSED_FILES_KEPT`; the older ones are counted in ``metadata``.
+        """
+        done = set(uris)
+        self.backup_s3_files = [u for u in self.backup_s3_files if u not in done]
+        known = set(self.processed_s3_files)
+        self.processed_s3_files.extend(u for u in dict.fromkeys(uris) if u not in known)
+        self.forget_oldest_loaded()
+
+    def forget_oldest_loaded(self) -> None:
+        """Bound ``processed_s3_files`` to the newest :data:`PROCESSED_FILES_KEPT` names."""
+        excess = len(self.processed_s3_files) - PROCESSED_FILES_KEPT
+        if excess <= 0:
+            return
+        forgotten = self.processed_s3_files[:excess]
+        meta = self.metadata
+        meta.loaded_files_forgotten += excess
+        meta.forgotten_through = max([*forgotten, meta.forgotten_through or ""])
+        self.processed_s3_files = self.processed_s3_files[excess:]
+
     def refresh_counts(self) -> None:
-        """Keep ``s3_files_created`` equal to staged + loaded files (SPEC §8)."""
-        self.mysql_state.s3_files_created = len(self.backup_s3_files) + len(self.processed_s3_files)
+        """``s3_files_created``: staged + loaded files (SPEC §8), the forgotten ones included."""
+        self.mysql_state.s3_files_created = len(self.backup_s3_files) + self.loaded_files()
 
 
 def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +220,7 @@ class SimpleWatermarkManager:
             raw = json.loads(data.decode("utf-8"))
             if not isinstance(raw, dict):
                 raise ValueError("not a JSON object")
-            return Watermark.model_validate(_migrate(raw))
+            document = Watermark.model_validate(_migrate(raw))
         except (ValueError, UnicodeDecodeError, ValidationError) as exc:
             first = first_line(exc)
             raise DataError(
@@ -194,6 +229,8 @@ class SimpleWatermarkManager:
                 " (the load ledger keeps loaded files from being loaded twice) "
                 "or restore the document"
             ) from None
+        document.forget_oldest_loaded()  # a document written before the list was bounded
+        return document
 
     def write(self, watermark: Watermark) -> None:
         """Replace the stored document atomically (after the guard confirms the lock)."""

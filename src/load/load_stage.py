@@ -201,7 +201,7 @@ class TableLoad:
             table=self.table_name,
             files=len(lagging),
         )
-        _mark_processed(wm, lagging)
+        wm.mark_processed(lagging)
         self.watermarks.write(wm)
         result.repaired_files = len(lagging)
 
@@ -230,7 +230,7 @@ class TableLoad:
                     return  # a snapshot without all its files must not replace the target
         refs = [ref for ref, _ in verified]
         fault_point("after_load_commit")
-        _mark_processed(wm, [r.uri for r in refs] + superseded)
+        wm.mark_processed([r.uri for r in refs] + superseded)
         if replace and refs:
             wm.quarantined_s3_files = []  # a whole newer snapshot replaced their rows
         state = wm.redshift_state
@@ -402,17 +402,6 @@ class TableLoad:
 
 
 # ---------------------------------------------------------------------- helpers
-def _mark_processed(wm: Watermark, uris: list[str]) -> None:
-    """Move ``uris`` from the staged list to the loaded one, in order, each once.
-
-    Set look-ups: O(1) per file (the list scans this replaced were O(files × history)).
-    """
-    done = set(uris)
-    wm.backup_s3_files = [u for u in wm.backup_s3_files if u not in done]
-    known = set(wm.processed_s3_files)
-    wm.processed_s3_files.extend(u for u in dict.fromkeys(uris) if u not in known)
-
-
 def _group_by_schema(
     verified: list[tuple[StagedFileRef, TableSchema]],
 ) -> list[tuple[TableSchema, list[StagedFileRef]]]:

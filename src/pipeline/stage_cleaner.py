@@ -4,7 +4,8 @@ A table's files are every object under its exact data prefix (the directory
 ends with ``/``, so ``orders`` never matches ``orders_archive/``), listed
 page by page. Each one is classified against the watermark:
 
-* ``loaded``: in ``processed_s3_files`` (the target holds its rows);
+* ``loaded``: in ``processed_s3_files`` (the target holds its rows), or older
+  than its oldest name (the list keeps the newest 1000; the ledger has all);
 * ``awaiting``: in ``backup_s3_files`` (not loaded yet);
 * ``quarantined``: in ``quarantined_s3_files`` (unreadable; kept until
   ``verify --repair`` re-extracts its rows and releases it);
@@ -156,6 +157,16 @@ def _lock_holder(stage: Stage, key: str) -> str | None:
         return "an unreadable lock"
 
 
+def _unlisted(uri: str, forgotten_through: str | None) -> str:
+    """A file no list names: loaded long ago (the bounded list forgot it), else an orphan.
+
+    Staged names sort by time within the table's prefix, so a file up to the
+    greatest forgotten name is as old as the forgotten ones. Both kinds may be
+    deleted; only the label differs.
+    """
+    return LOADED if forgotten_through is not None and uri <= forgotten_through else ORPHAN
+
+
 def _scan(app: AppConfig, handle: TableRun, filters: FileFilter) -> StageScan:
     stage = handle.watermarks.stage
     prefix = handle.data_prefix
@@ -182,7 +193,7 @@ def _scan(app: AppConfig, handle: TableRun, filters: FileFilter) -> StageScan:
         uri = stage.uri(obj.key)
         seen.add(uri)
         if filters.matches(obj, now):
-            kind = category.get(uri, ORPHAN)
+            kind = category.get(uri) or _unlisted(uri, wm.metadata.forgotten_through)
             name = obj.key[len(prefix) :]
             scan.entries.append(StagedEntry(obj.key, uri, name, obj.size, obj.last_modified, kind))
     for uri, kind in category.items():
@@ -260,13 +271,21 @@ def clean_staged(
         fresh.to_delete = [e for e in fresh.to_delete if e.key in confirmed]
         gone = {e.uri for e in fresh.to_delete}
         wm = handle.watermarks.read()
-        lists = {"processed_s3_files": wm.processed_s3_files, "backup_s3_files": wm.backup_s3_files}
-        for name, uris in lists.items():
-            kept = [u for u in uris if u not in gone]
-            if len(kept) != len(uris):
-                fresh.pruned[name] = len(uris) - len(kept)
-                setattr(wm, name, kept)
+        listed = set(wm.processed_s3_files)
+        loaded = [u for u in wm.processed_s3_files if u not in gone]
+        awaiting = [u for u in wm.backup_s3_files if u not in gone]
+        # Loaded files the bounded list no longer names: only their count goes.
+        forgotten = sum(1 for e in fresh.to_delete if e.category == LOADED and e.uri not in listed)
+        forgotten = min(forgotten, wm.metadata.loaded_files_forgotten)
+        pruned = {
+            "processed_s3_files": len(wm.processed_s3_files) - len(loaded),
+            "backup_s3_files": len(wm.backup_s3_files) - len(awaiting),
+            "loaded_files_forgotten": forgotten,
+        }
+        fresh.pruned = {name: n for name, n in pruned.items() if n}
         if fresh.pruned:
+            wm.processed_s3_files, wm.backup_s3_files = loaded, awaiting
+            wm.metadata.loaded_files_forgotten -= forgotten
             handle.watermarks.write(wm)  # first: a crash now leaves orphans, not dangling keys
         keys = [e.key for e in fresh.to_delete]
         for start in range(0, len(keys), MAX_KEYS_PER_REQUEST):

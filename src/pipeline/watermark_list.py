@@ -67,7 +67,7 @@ def _summary(handle: TableRun) -> TableSummary:
         wm.redshift_state.status,
         wm.redshift_state.total_rows,
         len(wm.backup_s3_files),
-        len(wm.processed_s3_files),
+        wm.loaded_files(),
         max(times) if times else None,
         error,
         quarantined,

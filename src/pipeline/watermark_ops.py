@@ -302,11 +302,13 @@ def reset_watermark(
             if preserve_files:
                 new.backup_s3_files = list(old.backup_s3_files)
                 new.processed_s3_files = list(old.processed_s3_files)
+                new.metadata.loaded_files_forgotten = old.metadata.loaded_files_forgotten
+                new.metadata.forgotten_through = old.metadata.forgotten_through
                 result.kept_awaiting = len(old.backup_s3_files)
-                result.kept_loaded = len(old.processed_s3_files)
+                result.kept_loaded = old.loaded_files()
             else:
                 result.dropped_awaiting = len(old.backup_s3_files)
-                result.dropped_loaded = len(old.processed_s3_files)
+                result.dropped_loaded = old.loaded_files()
         new.metadata.manual_override = True
         new.metadata.manual_set_time = utc_now_iso()
         handle.watermarks.write(new)

@@ -76,6 +76,7 @@ def rebuild_watermark(app: AppConfig, table: str, pipeline: str | None) -> Rebui
         state.last_key = position.get("last_key")
         wm.metadata.initial_pass = position.get("initial_pass")
         wm.processed_s3_files = [uri for uri, _ in loaded]
+        wm.forget_oldest_loaded()
         rows = sum(n for _, n in loaded)
         state.total_rows = wm.redshift_state.total_rows = rows
         state.status = wm.redshift_state.status = "success"
