@@ -560,3 +560,16 @@ def test_a_connection_killed_mid_read_is_a_connection_error_never_a_zero_date(
                     big_table.execute(f"KILL {thread}")
     assert not isinstance(raised.value, NativeDecodeError)
     assert f"127.0.0.1:{big_table.port}" in str(raised.value)
+
+
+def test_connections_share_one_tls_preferred_context(mysql_db: MySQLDatabase) -> None:
+    """PyMySQL's per-connection CA-store load (~44 ms) happens once per process."""
+    first, second = endpoint(mysql_db).connect(), endpoint(mysql_db).connect()
+    try:
+        assert first.ctx is not None and first.ctx is second.ctx
+        with second.cursor() as cur:
+            cur.execute("SELECT @@time_zone")
+            assert cur.fetchone() == ("+00:00",)  # the session settings still apply
+    finally:
+        first.close()
+        second.close()
