@@ -7,6 +7,7 @@ table is recorded with its error and exit code; the others go on.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from src.backup.backup_stage import TableBackup
 from src.backup.plan import BackupOptions, BackupResult
 from src.config.settings import AppConfig, PipelineConfig, TableConfig
 from src.core.connection_registry import get_pipeline, get_table
+from src.core.connections import ConnectionManager, ReusedConnection
 from src.core.simple_watermark_manager import MySQLState
 from src.core.table_run import TableRun, open_table_run
 from src.errors import BackupError, ConfigError, DataError, PartialFailure
@@ -152,9 +154,11 @@ def _run_table(
 ) -> TableOutcome:
     outcome = TableOutcome(table)
     begin = time.perf_counter()
+    reused = ReusedConnection(connect or (lambda: ConnectionManager(app).target(pipeline.target)))
+    connect = reused  # one target connection for the table's steps
     try:
         run = open_table_run(app, pipeline, table, execution_id)
-        with run.lock:
+        with run.lock, contextlib.closing(reused):
             outcome.watermark_before = _position(run)
             before = run.watermarks.read().mysql_state.model_copy()
             stored = run.watermarks.exists()
