@@ -10,7 +10,6 @@ two) is repaired from the ledger on the next run, never loaded again.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
@@ -35,7 +34,6 @@ from src.errors import (
     BackupError,
     CorruptStagedFile,
     LoadError,
-    StageError,
     TargetConnectionLost,
     first_line,
     is_transient,
@@ -44,7 +42,7 @@ from src.load.deletions import Deletions
 from src.load.ledger import Ledger
 from src.load.merge import TableWriter
 from src.load.quarantine import quarantine_error, set_aside, warn_if_quarantined
-from src.load.staged_files import read_footer
+from src.load.staged_files import group_by_schema, position_from, verify_staged
 from src.load.target_table import TargetTable
 from src.load.targets.base import (
     StagedFileRef,
@@ -129,6 +127,8 @@ class TableLoad:
         self.quarantined = []  # set aside by this run
         begin = time.perf_counter()
         wm = self.watermarks.read()
+        if not (wm.backup_s3_files or self.deletions):
+            return self._nothing_staged(wm, begin)
         try:
             with ExitStack() as stack:
                 conn = stack.enter_context(self.connect())
@@ -156,6 +156,20 @@ class TableLoad:
         wm.redshift_state.finish()
         self.watermarks.write(wm)
         return result
+
+    def _nothing_staged(self, wm: Watermark, begin: float) -> LoadResult:
+        """Nothing to load: no connection, and no write unless the state said otherwise.
+
+        The everyday run of a quiet table; skipping the target saves a connection
+        (a tunnel, on a bastion) and a watermark write per table.
+        """
+        warn_if_quarantined(wm, self.table_name, self.pipeline.name)
+        state = wm.redshift_state
+        if state.status != "success" or state.error is not None:
+            state.finish()
+            self.watermarks.write(wm)
+        self.result.seconds = time.perf_counter() - begin
+        return self.result
 
     # ---------------------------------------------------------------- ledger
     def ledger_files(self) -> list[tuple[str, int]]:
@@ -214,15 +228,15 @@ class TableLoad:
         live = [conn]  # the load's connection; a retry after a lost one opens a new one
         while True:
             try:
-                verified = self._verify(pending)
-                groups = _group_by_schema(verified)
+                verified = verify_staged(self.stage, self.run_context.data_prefix, pending)
+                groups = group_by_schema(verified)
                 self.target.apply_ddl(live[0], [schema for schema, _ in groups], self.deletions)
                 rows = self._with_retries(live, stack, wm, groups, superseded, result)
                 break
             except CorruptStagedFile as exc:
                 if not getattr(live[0], "closed", 0):
                     live[0].rollback()
-                bound = self._position_from(pending, exc.uri)
+                bound = position_from(self.stage, self.run_context.data_prefix, pending, exc.uri)
                 self.quarantined.append(set_aside(wm, exc, self.table_name, bound))
                 self.watermarks.write(wm)
                 pending = [u for u in pending if u != exc.uri]
@@ -240,16 +254,6 @@ class TableLoad:
         self.watermarks.write(wm)
         result.rows, result.files, result.superseded_files = rows, len(refs), len(superseded)
         log.info("loaded", table=self.table_name, rows=rows, files=len(refs))
-
-    def _position_from(self, pending: list[str], uri: str) -> dict[str, Any] | None:
-        """The footer position of the first readable file from ``uri`` on (quarantine bound)."""
-        listed = {obj.key: obj.size for obj in self.stage.list(self.run_context.data_prefix)}
-        for later in pending[pending.index(uri) :]:
-            key = self.stage.key_of(later)
-            with contextlib.suppress(CorruptStagedFile):
-                if key in listed and (pos := read_footer(self.stage, key, listed[key]).position):
-                    return pos
-        return None
 
     def _replaces(self) -> bool:
         return self.table.cdc_strategy == "full_sync" and self.table.full_sync_mode == "replace"
@@ -319,23 +323,6 @@ class TableLoad:
         latest = [u for u in pending if suffix in u.rsplit("/", 1)[-1]]
         return latest, [u for u in pending if u not in latest]
 
-    def _verify(self, uris: list[str]) -> list[tuple[StagedFileRef, TableSchema]]:
-        """Every file exists under the table's exact prefix; its footer gives rows and schema."""
-        prefix = self.run_context.data_prefix
-        listed = {obj.key: obj.size for obj in self.stage.list(prefix)}
-        refs: list[tuple[StagedFileRef, TableSchema]] = []
-        for uri in uris:
-            key = self.stage.key_of(uri)
-            if key not in listed:
-                raise StageError(
-                    f"staged file {uri} is missing from {self.stage.uri(prefix)}; "
-                    "restore it, or remove it from the watermark with 'watermark reset'"
-                )
-            footer = read_footer(self.stage, key, listed[key])
-            ref = StagedFileRef(uri, key, listed[key], footer.num_rows)
-            refs.append((ref, footer.table_schema))
-        return refs
-
     def _transaction(
         self,
         conn: Any,
@@ -393,22 +380,9 @@ class TableLoad:
             pending, _ = self._snapshot_files(wm, pending)
             ddl: list[str] = []
             if pending:
-                verified = self._verify(pending)
+                verified = verify_staged(self.stage, self.run_context.data_prefix, pending)
                 with conn.cursor() as cur:
-                    for schema, _files in _group_by_schema(verified):
+                    for schema, _files in group_by_schema(verified):
                         ddl.extend(self.ddl_changes(cur, schema))
             conn.rollback()
         return pending, ddl
-
-
-# ---------------------------------------------------------------------- helpers
-def _group_by_schema(
-    verified: list[tuple[StagedFileRef, TableSchema]],
-) -> list[tuple[TableSchema, list[StagedFileRef]]]:
-    """Consecutive files with the same embedded table schema load together."""
-    groups: list[tuple[TableSchema, list[StagedFileRef]]] = []
-    for ref, schema in verified:
-        if not groups or groups[-1][0] != schema:
-            groups.append((schema, []))
-        groups[-1][1].append(ref)
-    return groups

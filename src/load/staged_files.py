@@ -1,4 +1,4 @@
-"""Facts about staged Parquet files read from their footers only.
+"""Staged Parquet files as the load sees them: footers, existence, schema groups.
 
 The load stage needs each file's row count and the table schema the backup
 stage embedded in it; both live in the Parquet footer, so only the tail of
@@ -7,6 +7,7 @@ each object is fetched (one ranged GET on S3), however large the file.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import struct
@@ -18,7 +19,8 @@ import pyarrow.parquet as pq
 
 from src.core.stage import Stage
 from src.core.table_schema import POSITION_METADATA_KEY, SCHEMA_METADATA_KEY, TableSchema
-from src.errors import CorruptStagedFile, first_line
+from src.errors import CorruptStagedFile, StageError, first_line
+from src.load.targets.base import StagedFileRef
 
 _TAIL = 64 * 1024
 
@@ -62,6 +64,47 @@ def read_footer(stage: Stage, key: str, size: int) -> Footer:
         )
     except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as exc:
         raise CorruptStagedFile(uri, f"unreadable footer: {first_line(exc)}") from None
+
+
+def verify_staged(
+    stage: Stage, prefix: str, uris: list[str]
+) -> list[tuple[StagedFileRef, TableSchema]]:
+    """Every file exists under the table's exact ``prefix``; its footer gives rows and schema."""
+    listed = {obj.key: obj.size for obj in stage.list(prefix)}
+    refs: list[tuple[StagedFileRef, TableSchema]] = []
+    for uri in uris:
+        key = stage.key_of(uri)
+        if key not in listed:
+            raise StageError(
+                f"staged file {uri} is missing from {stage.uri(prefix)}; "
+                "restore it, or remove it from the watermark with 'watermark reset'"
+            )
+        footer = read_footer(stage, key, listed[key])
+        refs.append((StagedFileRef(uri, key, listed[key], footer.num_rows), footer.table_schema))
+    return refs
+
+
+def position_from(stage: Stage, prefix: str, pending: list[str], uri: str) -> dict[str, Any] | None:
+    """The footer position of the first readable file from ``uri`` on (a quarantine's bound)."""
+    listed = {obj.key: obj.size for obj in stage.list(prefix)}
+    for later in pending[pending.index(uri) :]:
+        key = stage.key_of(later)
+        with contextlib.suppress(CorruptStagedFile):
+            if key in listed and (pos := read_footer(stage, key, listed[key]).position):
+                return pos
+    return None
+
+
+def group_by_schema(
+    verified: list[tuple[StagedFileRef, TableSchema]],
+) -> list[tuple[TableSchema, list[StagedFileRef]]]:
+    """Consecutive files with the same embedded table schema load together."""
+    groups: list[tuple[TableSchema, list[StagedFileRef]]] = []
+    for ref, schema in verified:
+        if not groups or groups[-1][0] != schema:
+            groups.append((schema, []))
+        groups[-1][1].append(ref)
+    return groups
 
 
 class _TailFile(io.RawIOBase):
