@@ -104,8 +104,16 @@ class TargetDialect(ABC):
     # accepts one silently, so it always merges through a staging table.
     enforces_primary_key = False
 
+    # True where ``INSERT … ON CONFLICT (key) DO UPDATE`` merges (PostgreSQL); Redshift
+    # has no ON CONFLICT, so it deletes the keys and inserts.
+    upserts = False
+
     def is_duplicate_key(self, exc: BaseException) -> bool:
         """Whether ``exc`` is the database refusing a duplicate primary key."""
+        return False
+
+    def is_upsert_refusal(self, exc: BaseException) -> bool:
+        """Whether an upsert was refused for its input, not for the database's state."""
         return False
 
     def is_conflict(self, exc: BaseException) -> bool:

@@ -29,9 +29,18 @@ class PostgresDialect(TargetDialect):
     name = "postgres"
     enforces_primary_key = True
 
+    upserts = True
+
     def is_duplicate_key(self, exc: BaseException) -> bool:
         """SQLSTATE 23505, unique_violation."""
         return getattr(exc, "pgcode", None) == "23505"
+
+    def is_upsert_refusal(self, exc: BaseException) -> bool:
+        """21000: a key twice in the batch; 42P10: no unique constraint on the key columns.
+
+        https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT
+        """
+        return getattr(exc, "pgcode", None) in ("21000", "42P10")
 
     def column_type(self, col: ColumnSpec) -> str:
         """SPEC §7's PostgreSQL column."""
