@@ -19,6 +19,8 @@ f. the full ``sync pipeline`` (fresh stage, fresh target) against a + d;
 g. the peak RSS of f (and, with ``--memory-rows N``, of a full sync of N rows);
 h. a second full sync with nothing new, and a third after 100,000 loaded files were
    added to the table's history (watermark and ledger);
+j. the everyday incremental run: 5 % of the rows updated and 0.5 % inserted (untimed),
+   then ``sync pipeline`` (the inserted rows are deleted again at the end of the run);
 i. ``--help``.
 
 Prints a table (seconds, reference, ratio, SPEC goal, pass/fail, peak RSS) and
@@ -66,7 +68,7 @@ import psycopg2  # noqa: E402
 import pymysql  # noqa: E402
 import yaml  # noqa: E402
 from bench_verify import DIFFERENCES, reference_pass, scatter_differences  # noqa: E402
-from seed_demo import seed  # noqa: E402
+from seed_demo import FILL, seed  # noqa: E402
 
 from src.core.simple_watermark_manager import Watermark  # noqa: E402
 
@@ -351,6 +353,36 @@ def local_project(
     return make_project(root, servers, database, target_schema, stage, args.strategy, args.reader)
 
 
+def change_rows(servers: Servers, database: str, rows: int) -> None:
+    """The everyday change: 5 % of the rows updated now, 0.5 % new rows (ids past ``rows``)."""
+    conn = servers.mysql(database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"UPDATE {TABLE} SET note = CONCAT('changed ', id), updated_at = "
+                "NOW(6) - INTERVAL 10 SECOND WHERE id % 20 = 7"
+            )
+            extra = max(1, rows // 200)
+            fill = FILL.format(lo=rows + 1, hi=rows + extra).replace(
+                "'2025-01-01' + INTERVAL (seq DIV 3) SECOND", "NOW(6) - INTERVAL 10 SECOND"
+            )
+            cur.execute(fill)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def forget_inserted(servers: Servers, database: str, rows: int) -> None:
+    """Delete the rows :func:`change_rows` inserted, so the table is reused next time."""
+    conn = servers.mysql(database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"DELETE FROM {TABLE} WHERE id > %s", (rows,))
+        conn.commit()
+    finally:
+        conn.close()
+
+
 def add_history(project: Project, servers: Servers, target_schema: str, files: int) -> None:
     """Make the table look as if it had loaded ``files`` more files: watermark and ledger."""
     (path,) = (project.root / "stage" / "watermarks" / "v2").glob("*.json")
@@ -625,7 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # would compile src/ again (~0.1 s, measured).
     compileall.compile_dir(str(ROOT / "src"), quiet=1)
 
-    kinds = ("a", "b", "c", "d", "e", "f", "h", "hh", "vr", "v", "vk", "v100")
+    kinds = ("a", "b", "c", "d", "e", "f", "h", "hh", "j", "vr", "v", "vk", "v100")
     runs: dict[str, list[Measured]] = {k: [] for k in kinds}
     work = Path(tempfile.mkdtemp(prefix="s3backup-bench-"))
     csv_path = work / "parcels.csv"
@@ -672,6 +704,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs["h"].append(full.sync(table))
                 add_history(full, servers, dst, HISTORY_FILES)
                 runs["hh"].append(full.sync(table))
+                change_rows(servers, src_db, args.rows)
+                runs["j"].append(full.sync(table))
                 # v. verify of the loaded table: the reference pass, equal, keys only,
                 # then with 100 scattered differences (exit 4)
                 runs["vr"].append(
@@ -684,6 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if scatter_differences(servers.pg_execute, dst, args.rows) != min(100, args.rows):
                     raise BenchError("could not make 100 differences")
                 runs["v100"].append(full.verify(table, expect=4))
+                forget_inserted(servers, src_db, args.rows)
                 shutil.rmtree(backup.root, ignore_errors=True)
                 shutil.rmtree(full.root, ignore_errors=True)
         # i. --help: a warm-up (bytecode cache), then the median of 3
@@ -771,6 +806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     rows += [
         timed_row("i. `--help`", helps, None, None, "≤ 0.5 s", absolute=0.5),
+        timed_row("j. incremental run: 5 % updated + 0.5 % inserted", runs["j"], None, None, ""),
     ]
     vr = statistics.median(r.seconds for r in runs["vr"])
     v = statistics.median(r.seconds for r in runs["v"])

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MEASURES = ["a.", "b.", "c.", "d.", "e.", "f.", "g.", "h.", "i.", "v."]
+MEASURES = ["a.", "b.", "c.", "d.", "e.", "f.", "g.", "h.", "i.", "j.", "v."]
 
 
 def test_bench_script_runs_end_to_end() -> None:
@@ -40,7 +40,7 @@ def test_bench_script_runs_end_to_end() -> None:
     rows = {line.split("|")[1].strip()[:2]: line for line in table[1:]}
     assert sorted(rows) == MEASURES, out
     # Every measured row has a value; the skipped S3 row says so.
-    for key in ["a.", "b.", "d.", "e.", "f.", "h.", "i."]:
+    for key in ["a.", "b.", "d.", "e.", "f.", "h.", "i.", "j."]:
         assert re.search(r"\| \d+\.\d\d s \|", rows[key]), rows[key]
     assert re.search(r"\| \d+\.\d\d MB \|", rows["g."]), rows["g."]
     assert "skipped (--skip-s3)" in rows["c."]
