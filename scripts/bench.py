@@ -21,6 +21,8 @@ h. a second full sync with nothing new, and a third after 100,000 loaded files w
    added to the table's history (watermark and ledger);
 j. the everyday incremental run: 5 % of the rows updated and 0.5 % inserted (untimed),
    then ``sync pipeline`` (the inserted rows are deleted again at the end of the run);
+k. a pipeline of 50 tables of 1,000 rows (database ``<prefix>_many``): the first sync,
+   then a run with nothing new at ``--parallel 4`` (per table);
 i. ``--help``.
 
 Prints a table (seconds, reference, ratio, SPEC goal, pass/fail, peak RSS) and
@@ -80,6 +82,7 @@ COLUMNS = (
 PIPELINE = "bench"
 SCOPE = "BENCH"
 HISTORY_FILES = 100_000
+MANY_TABLES, MANY_ROWS = 50, 1_000  # k: a pipeline of many small tables
 ROWS_PER_FILE = 500_000  # connections.yml backup.batch_size
 CHUNK_ROWS = 100_000  # pipeline processing.batch_size
 MEMORY_LIMIT_MB = 300.0
@@ -202,7 +205,7 @@ class Servers:
     def fresh_schema(self, schema: str) -> None:
         self.pg_execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE', f'CREATE SCHEMA "{schema}"')
 
-    def mysql_command(self, database: str) -> list[str]:
+    def mysql_command(self, database: str, where: str = "") -> list[str]:
         return [
             "mysql",
             "--quick",
@@ -211,7 +214,7 @@ class Servers:
             f"-u{self.mysql_user}",
             database,
             "-e",
-            f"SELECT {COLUMNS} FROM {TABLE}",
+            f"SELECT {COLUMNS} FROM {TABLE}" + (f" WHERE {where}" if where else ""),
         ]
 
     def psql_command(self, sql: str) -> list[str]:
@@ -278,6 +281,11 @@ class Project:
         args = ["sync", "pipeline", "-p", PIPELINE, "-t", table, "--reader", self.reader, *extra]
         return run_measured(self.command(*args), env=self.env)
 
+    def sync_all(self, *extra: str) -> Measured:
+        """``sync pipeline`` of every table of the pipeline."""
+        args = ["sync", "pipeline", "-p", PIPELINE, "--reader", self.reader, *extra]
+        return run_measured(self.command(*args), env=self.env)
+
     def verify(self, table: str, *extra: str, expect: int = 0) -> Measured:
         args = ["verify", "-p", PIPELINE, "-t", table, "--json", *extra]
         return run_measured(self.command(*args), env=self.env, expect=expect)
@@ -296,8 +304,9 @@ def make_project(
     stage: dict[str, Any],
     strategy: str = "hybrid",
     reader: str = "auto",
+    tables: Sequence[str] = (TABLE,),
 ) -> Project:
-    """Write connections.yml and pipelines/bench.yml for ``database.parcels``."""
+    """Write connections.yml and pipelines/bench.yml for ``database.<tables>``."""
     config = root / "config"
     (config / "pipelines").mkdir(parents=True, exist_ok=True)
     connections = {
@@ -333,7 +342,7 @@ def make_project(
             "target": "pg",
             "processing": {"batch_size": CHUNK_ROWS},
         },
-        "tables": {f"{database}.{TABLE}": STRATEGIES[strategy]},
+        "tables": {f"{database}.{name}": STRATEGIES[strategy] for name in tables},
     }
     (config / "connections.yml").write_text(yaml.safe_dump(connections))
     (config / "pipelines" / f"{PIPELINE}.yml").write_text(yaml.safe_dump(pipeline))
@@ -344,20 +353,61 @@ def make_project(
 
 
 def local_project(
-    work: Path, name: str, servers: Servers, database: str, target_schema: str, args: Any
+    work: Path,
+    name: str,
+    servers: Servers,
+    database: str,
+    target_schema: str,
+    args: Any,
+    tables: Sequence[str] = (TABLE,),
 ) -> Project:
     """A project with a fresh local stage directory under ``work/name``."""
     root = work / name
     shutil.rmtree(root, ignore_errors=True)
     stage = {"local_path": str(root / "stage")}
-    return make_project(root, servers, database, target_schema, stage, args.strategy, args.reader)
+    return make_project(
+        root, servers, database, target_schema, stage, args.strategy, args.reader, tables
+    )
 
 
-def change_rows(servers: Servers, database: str, rows: int) -> None:
-    """The everyday change: 5 % of the rows updated now, 0.5 % new rows (ids past ``rows``)."""
+def many_tables(servers: Servers, database: str) -> list[str]:
+    """``database`` with :data:`MANY_TABLES` small tables (built unless already there)."""
+    names = [f"t{n:03d}" for n in range(MANY_TABLES)]
+    conn = servers.mysql()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+                (database,),
+            )
+            if cur.fetchone()[0] == MANY_TABLES:
+                return names
+            cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+            cur.execute(f"CREATE DATABASE `{database}`")
+            for name in names:
+                cur.execute(
+                    f"CREATE TABLE `{database}`.{name} (id INT PRIMARY KEY, note VARCHAR(50), "
+                    "updated_at DATETIME(6) NOT NULL, KEY ix (updated_at, id))"
+                )
+                cur.execute(
+                    f"INSERT INTO `{database}`.{name} SELECT seq, CONCAT('n', seq), "
+                    f"'2025-01-01' + INTERVAL seq SECOND FROM `{database}`.seq_1_to_{MANY_ROWS}"
+                )
+    finally:
+        conn.close()
+    return names
+
+
+def change_rows(servers: Servers, database: str, rows: int) -> str:
+    """The everyday change: 5 % of the rows updated now, 0.5 % new rows (ids past ``rows``).
+
+    Returns the greatest ``updated_at`` before the change (the hand floor reads past it).
+    """
     conn = servers.mysql(database)
     try:
         with conn.cursor() as cur:
+            cur.execute(f"SELECT MAX(updated_at) FROM {TABLE}")
+            since = str(cur.fetchone()[0])
             cur.execute(
                 f"UPDATE {TABLE} SET note = CONCAT('changed ', id), updated_at = "
                 "NOW(6) - INTERVAL 10 SECOND WHERE id % 20 = 7"
@@ -370,6 +420,32 @@ def change_rows(servers: Servers, database: str, rows: int) -> None:
         conn.commit()
     finally:
         conn.close()
+    return since
+
+
+def incremental_floor(
+    servers: Servers, work: Path, database: str, target_schema: str, since: str
+) -> Measured:
+    r"""The incremental run by hand: ``mysql`` reads the changed rows, ``psql`` merges them.
+
+    The rows past ``since`` (the ``(updated_at, id)`` index), as the client's tab
+    format, into a file; then one transaction: a temporary table, ``\copy`` of the
+    file, ``DELETE … USING`` and ``INSERT`` into ``target_schema.parcels``.
+    """
+    changed = work / "changed.tsv"
+    read = [*servers.mysql_command(database, f"updated_at > '{since}'"), "--skip-column-names"]
+    reading = run_measured(["sh", "-c", f"{shlex.join(read)} > {shlex.quote(str(changed))}"])
+    target = f'"{target_schema}".{TABLE}'
+    psql = servers.psql_command("")[:-2]  # without its -c
+    merge = [
+        "CREATE TEMP TABLE changed (LIKE " + target + ") ON COMMIT DROP",
+        f"\\copy changed FROM '{changed}' WITH (FORMAT text, NULL 'NULL')",
+        f"DELETE FROM {target} t USING changed s WHERE t.id = s.id",
+        f"INSERT INTO {target} SELECT * FROM changed",
+    ]
+    merging = run_measured([*psql, "-1", *(a for sql in merge for a in ("-c", sql))])
+    changed.unlink()
+    return Measured(reading.seconds + merging.seconds, max(reading.peak_mb, merging.peak_mb))
 
 
 def forget_inserted(servers: Servers, database: str, rows: int) -> None:
@@ -459,6 +535,13 @@ def timed_row(
     if absolute is not None:
         passed = seconds <= absolute
     return Row(measure, seconds, reference, ratio, goal, passed, peak)
+
+
+def per_table_row(measure: str, runs: list[Measured]) -> Row:
+    """Median seconds of a many-table run as milliseconds a table, against 40 ms."""
+    per_table = statistics.median(r.seconds for r in runs) / MANY_TABLES * 1000
+    peak = max(r.peak_mb for r in runs)
+    return Row(measure, per_table, goal="≤ 40 ms", passed=per_table <= 40, peak_mb=peak, unit="ms")
 
 
 def render(rows: list[Row]) -> str:
@@ -578,7 +661,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--prefix",
         default="bench",
-        help="names: <prefix>_src, <prefix>_mem (MySQL), <prefix>_dst, <prefix>_ref (PostgreSQL)",
+        help="names: <prefix>_src, _mem, _many (MySQL), <prefix>_dst, _ref, _many_dst (PostgreSQL)",
     )
     parser.add_argument("--mysql-host", default="127.0.0.1")
     parser.add_argument("--mysql-port", type=int, default=3306)
@@ -647,6 +730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.pg_database,
     )
     src_db, mem_db = f"{args.prefix}_src", f"{args.prefix}_mem"
+    many_db, many_dst = f"{args.prefix}_many", f"{args.prefix}_many_dst"
     dst, ref = f"{args.prefix}_dst", f"{args.prefix}_ref"
     table = f"{src_db}.{TABLE}"
     started = dt.datetime.now(dt.UTC)
@@ -657,7 +741,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # would compile src/ again (~0.1 s, measured).
     compileall.compile_dir(str(ROOT / "src"), quiet=1)
 
-    kinds = ("a", "b", "c", "d", "e", "f", "h", "hh", "j", "vr", "v", "vk", "v100")
+    kinds = ("a", "b", "c", "d", "e", "f", "h", "hh", "j", "jr", "k1", "k2")
+    kinds += ("vr", "v", "vk", "v100")
     runs: dict[str, list[Measured]] = {k: [] for k in kinds}
     work = Path(tempfile.mkdtemp(prefix="s3backup-bench-"))
     csv_path = work / "parcels.csv"
@@ -704,8 +789,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs["h"].append(full.sync(table))
                 add_history(full, servers, dst, HISTORY_FILES)
                 runs["hh"].append(full.sync(table))
-                change_rows(servers, src_db, args.rows)
+                since = change_rows(servers, src_db, args.rows)
                 runs["j"].append(full.sync(table))
+                runs["jr"].append(incremental_floor(servers, work, src_db, ref, since))
                 # v. verify of the loaded table: the reference pass, equal, keys only,
                 # then with 100 scattered differences (exit 4)
                 runs["vr"].append(
@@ -719,6 +805,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise BenchError("could not make 100 differences")
                 runs["v100"].append(full.verify(table, expect=4))
                 forget_inserted(servers, src_db, args.rows)
+                # k. many small tables: first sync, then nothing new at --parallel 4
+                names = many_tables(servers, many_db)
+                servers.fresh_schema(many_dst)
+                many = local_project(work, "many", servers, many_db, many_dst, args, names)
+                runs["k1"].append(many.sync_all())
+                runs["k2"].append(many.sync_all("--parallel", "4"))
+                shutil.rmtree(many.root, ignore_errors=True)
                 shutil.rmtree(backup.root, ignore_errors=True)
                 shutil.rmtree(full.root, ignore_errors=True)
         # i. --help: a warm-up (bytecode cache), then the median of 3
@@ -738,10 +831,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         servers.pg_execute(f'DROP SCHEMA IF EXISTS "{ref}" CASCADE')
         if args.cleanup:
             servers.pg_execute(f'DROP SCHEMA IF EXISTS "{dst}" CASCADE')
+            servers.pg_execute(f'DROP SCHEMA IF EXISTS "{many_dst}" CASCADE')
             conn = servers.mysql()
             with conn.cursor() as cur:
                 cur.execute(f"DROP DATABASE IF EXISTS `{src_db}`")
                 cur.execute(f"DROP DATABASE IF EXISTS `{mem_db}`")
+                cur.execute(f"DROP DATABASE IF EXISTS `{many_db}`")
             conn.close()
 
     a = statistics.median(r.seconds for r in runs["a"])
@@ -806,7 +901,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     rows += [
         timed_row("i. `--help`", helps, None, None, "≤ 0.5 s", absolute=0.5),
-        timed_row("j. incremental run: 5 % updated + 0.5 % inserted", runs["j"], None, None, ""),
+        timed_row(
+            "j. by hand: `mysql` reads the changed rows, `psql` \\copy + DELETE … USING + INSERT "
+            "(reference)",
+            runs["jr"],
+            None,
+            None,
+            "",
+        ),
+        timed_row(
+            "j. incremental run: 5 % updated + 0.5 % inserted",
+            runs["j"],
+            statistics.median(r.seconds for r in runs["jr"]),
+            1.0,
+            "≤ 1.0× the hand floor",
+        ),
+        timed_row(
+            f"k. first sync, {MANY_TABLES} tables of {MANY_ROWS:,} rows",
+            runs["k1"],
+            None,
+            None,
+            "≤ 5 s",
+            absolute=5.0,
+        ),
+        per_table_row(
+            f"k. nothing new, {MANY_TABLES} tables, `--parallel 4`, per table", runs["k2"]
+        ),
     ]
     vr = statistics.median(r.seconds for r in runs["vr"])
     v = statistics.median(r.seconds for r in runs["v"])
