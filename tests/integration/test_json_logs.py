@@ -7,27 +7,28 @@ import json
 from pathlib import Path
 
 from tests.support.databases import MySQLDatabase, PgSchema
-from tests.support.pipelines import make_project
+from tests.support.pipelines import Project, make_project
 
 
-def zero_date_table(mysql_db: MySQLDatabase) -> str:
+def zero_date_project(tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema) -> Project:
+    """A hybrid table with a zero date (connectorx panics on it), RUST_BACKTRACE=1 set."""
     mysql_db.execute("CREATE TABLE s (id INT PRIMARY KEY, updated_at DATETIME(6) NOT NULL, d DATE)")
     mysql_db.execute("INSERT INTO s SELECT seq, '2025-01-01' + INTERVAL seq SECOND, '2025-02-01' "
                      "FROM seq_1_to_100")  # fmt: skip
     with mysql_db.connect() as conn, conn.cursor() as cur:
         cur.execute("SET SESSION sql_mode = ''")
         cur.execute("UPDATE s SET d = '0000-00-00' WHERE id = 50")
-    return f"{mysql_db.name}.s"
+    cfg = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_id_column": "id"}
+    project = make_project(tmp_path, mysql_db, {f"{mysql_db.name}.s": cfg}, pg=pg)
+    project.env["RUST_BACKTRACE"] = "1"  # the noisiest case: a whole backtrace on fd 2
+    return project
 
 
 def test_every_stderr_line_is_json_even_when_connectorx_panics(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
 ) -> None:
     """Guards native_stderr: connectorx's panic hook writes to fd 2 behind Python's back."""
-    table = zero_date_table(mysql_db)
-    cfg = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_id_column": "id"}
-    project = make_project(tmp_path, mysql_db, {table: cfg}, pg=pg)
-    project.env["RUST_BACKTRACE"] = "1"  # the noisiest case: a whole backtrace on fd 2
+    project = zero_date_project(tmp_path, mysql_db, pg)
     result = project.cli("--json-logs", "sync", "pipeline", "-p", "p", "--reader", "connectorx")
     assert result.returncode == 0, result.stderr
     events = [json.loads(line) for line in result.stderr.splitlines()]  # each line is JSON
@@ -44,10 +45,8 @@ def test_every_stderr_line_is_json_even_when_connectorx_panics(
 def test_rust_panic_text_stays_off_stderr_in_text_mode_unless_debug(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
 ) -> None:
-    table = zero_date_table(mysql_db)
-    cfg = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_id_column": "id"}
-    project = make_project(tmp_path, mysql_db, {table: cfg}, pg=pg)
-    project.env["RUST_BACKTRACE"] = "1"
+    project = zero_date_project(tmp_path, mysql_db, pg)
+    table = f"{mysql_db.name}.s"
     run = ("sync", "pipeline", "-p", "p", "--reader", "connectorx", "--backup-only")
     result = project.cli(*run)
     assert result.returncode == 0, result.stderr
