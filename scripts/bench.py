@@ -9,7 +9,8 @@ wrapper whose ``os.wait4`` gives its wall time and peak RSS (``ru_maxrss``: that
 child and its waited-for children only):
 
 a. ``mysql --quick … -e "SELECT … FROM parcels" > /dev/null`` — backup reference;
-b. ``sync pipeline --backup-only`` into a local stage directory;
+b. ``sync pipeline --backup-only`` into a local stage directory (also with chunks of
+   50,000 and 1,000,000 rows, issue #13's range, each in a fresh stage and target);
 c. the same into the S3 API server of the test harness (moto; ``--skip-s3`` skips it);
 d. ``psql -c "\\copy <prefix>_ref.parcels FROM 'parcels.csv' CSV"`` — load reference
    (the CSV is exported once from the Parquet staged by b, untimed, into a table
@@ -21,8 +22,8 @@ h. a second full sync with nothing new, and a third after 100,000 loaded files w
    added to the table's history (watermark and ledger);
 j. the everyday incremental run: 5 % of the rows updated and 0.5 % inserted (untimed),
    then ``sync pipeline`` (the inserted rows are deleted again at the end of the run);
-k. a pipeline of 50 tables of 1,000 rows (database ``<prefix>_many``): the first sync,
-   then a run with nothing new at ``--parallel 4`` (per table);
+k. a pipeline of 50 tables (``--many-tables``) of 1,000 rows (database ``<prefix>_many``):
+   the first sync, then a run with nothing new at ``--parallel 4`` (per table);
 i. ``--help``.
 
 Prints a table (seconds, reference, ratio, SPEC goal, pass/fail, peak RSS) and
@@ -82,7 +83,8 @@ COLUMNS = (
 PIPELINE = "bench"
 SCOPE = "BENCH"
 HISTORY_FILES = 100_000
-MANY_TABLES, MANY_ROWS = 50, 1_000  # k: a pipeline of many small tables
+MANY_ROWS = 1_000  # k: a pipeline of --many-tables tables of this many rows
+SWEEP_CHUNKS = (50_000, 1_000_000)  # b again at the ends of the chunk sizes operators use
 ROWS_PER_FILE = 500_000  # connections.yml backup.batch_size
 CHUNK_ROWS = 100_000  # pipeline processing.batch_size
 MEMORY_LIMIT_MB = 300.0
@@ -305,6 +307,7 @@ def make_project(
     strategy: str = "hybrid",
     reader: str = "auto",
     tables: Sequence[str] = (TABLE,),
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Project:
     """Write connections.yml and pipelines/bench.yml for ``database.<tables>``."""
     config = root / "config"
@@ -333,14 +336,14 @@ def make_project(
             },
         },
         "s3_configs": {"stage": stage},
-        "backup": {"batch_size": ROWS_PER_FILE},
+        "backup": {"batch_size": max(ROWS_PER_FILE, chunk_rows)},
     }
     pipeline = {
         "pipeline": {
             "name": PIPELINE,
             "source": SCOPE,
             "target": "pg",
-            "processing": {"batch_size": CHUNK_ROWS},
+            "processing": {"batch_size": chunk_rows},
         },
         "tables": {f"{database}.{name}": STRATEGIES[strategy] for name in tables},
     }
@@ -360,19 +363,21 @@ def local_project(
     target_schema: str,
     args: Any,
     tables: Sequence[str] = (TABLE,),
+    chunk_rows: int = CHUNK_ROWS,
 ) -> Project:
     """A project with a fresh local stage directory under ``work/name``."""
     root = work / name
     shutil.rmtree(root, ignore_errors=True)
     stage = {"local_path": str(root / "stage")}
+    strategy, reader = args.strategy, args.reader
     return make_project(
-        root, servers, database, target_schema, stage, args.strategy, args.reader, tables
+        root, servers, database, target_schema, stage, strategy, reader, tables, chunk_rows
     )
 
 
-def many_tables(servers: Servers, database: str) -> list[str]:
-    """``database`` with :data:`MANY_TABLES` small tables (built unless already there)."""
-    names = [f"t{n:03d}" for n in range(MANY_TABLES)]
+def many_tables(servers: Servers, database: str, count: int) -> list[str]:
+    """``database`` with ``count`` small tables (built unless already there)."""
+    names = [f"t{n:03d}" for n in range(count)]
     conn = servers.mysql()
     try:
         with conn.cursor() as cur:
@@ -380,7 +385,7 @@ def many_tables(servers: Servers, database: str) -> list[str]:
                 "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
                 (database,),
             )
-            if cur.fetchone()[0] == MANY_TABLES:
+            if cur.fetchone()[0] == count:
                 return names
             cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
             cur.execute(f"CREATE DATABASE `{database}`")
@@ -537,9 +542,9 @@ def timed_row(
     return Row(measure, seconds, reference, ratio, goal, passed, peak)
 
 
-def per_table_row(measure: str, runs: list[Measured]) -> Row:
+def per_table_row(measure: str, runs: list[Measured], tables: int) -> Row:
     """Median seconds of a many-table run as milliseconds a table, against 40 ms."""
-    per_table = statistics.median(r.seconds for r in runs) / MANY_TABLES * 1000
+    per_table = statistics.median(r.seconds for r in runs) / tables * 1000
     peak = max(r.peak_mb for r in runs)
     return Row(measure, per_table, goal="≤ 40 ms", passed=per_table <= 40, peak_mb=peak, unit="ms")
 
@@ -657,6 +662,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="sync pipeline --reader (compare the MySQL readers)",
     )
     parser.add_argument("--skip-s3", action="store_true", help="skip the S3 backup (c)")
+    parser.add_argument(
+        "--many-tables", type=int, default=50, help="tables of the many-table pipeline (k)"
+    )
     parser.add_argument("--no-record", action="store_true", help="don't append to the docs")
     parser.add_argument(
         "--prefix",
@@ -741,7 +749,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # would compile src/ again (~0.1 s, measured).
     compileall.compile_dir(str(ROOT / "src"), quiet=1)
 
-    kinds = ("a", "b", "c", "d", "e", "f", "h", "hh", "j", "jr", "k1", "k2")
+    kinds: tuple[str, ...] = ("a", "b", *(f"b{c}" for c in SWEEP_CHUNKS), "c", "d", "e", "f")
+    kinds += ("h", "hh", "j", "jr", "k1", "k2")
     kinds += ("vr", "v", "vk", "v100")
     runs: dict[str, list[Measured]] = {k: [] for k in kinds}
     work = Path(tempfile.mkdtemp(prefix="s3backup-bench-"))
@@ -758,6 +767,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 servers.fresh_schema(dst)
                 backup = local_project(work, "backup", servers, src_db, dst, args)
                 runs["b"].append(backup.sync(table, "--backup-only"))
+                # b at the chunk sizes operators use, each into a fresh stage and target
+                for chunk in SWEEP_CHUNKS:
+                    servers.fresh_schema(dst)
+                    swept = local_project(work, "b", servers, src_db, dst, args, (TABLE,), chunk)
+                    runs[f"b{chunk}"].append(swept.sync(table, "--backup-only"))
+                    shutil.rmtree(swept.root, ignore_errors=True)
                 if not csv_path.exists():
                     exported = export_csv(backup.root / "stage", csv_path)
                     if exported != args.rows:
@@ -806,7 +821,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs["v100"].append(full.verify(table, expect=4))
                 forget_inserted(servers, src_db, args.rows)
                 # k. many small tables: first sync, then nothing new at --parallel 4
-                names = many_tables(servers, many_db)
+                names = many_tables(servers, many_db, args.many_tables)
                 servers.fresh_schema(many_dst)
                 many = local_project(work, "many", servers, many_db, many_dst, args, names)
                 runs["k1"].append(many.sync_all())
@@ -844,6 +859,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [
         timed_row("a. `mysql --quick` > /dev/null (reference)", runs["a"], None, None, ""),
         timed_row("b. backup stage → local stage", runs["b"], a, 1.5, "≤ 1.5× a"),
+        *(
+            timed_row(
+                f"b. backup stage → local stage, chunks of {c:,}", runs[f"b{c}"], a, 1.3, "≤ 1.3× a"
+            )
+            for c in SWEEP_CHUNKS
+        ),
     ]
     if runs["c"]:
         rows.append(timed_row("c. backup stage → S3 API (moto)", runs["c"], a, 1.5, "≤ 1.5× a"))
@@ -917,7 +938,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "≤ 1.0× the hand floor",
         ),
         timed_row(
-            f"k. first sync, {MANY_TABLES} tables of {MANY_ROWS:,} rows",
+            f"k. first sync, {args.many_tables} tables of {MANY_ROWS:,} rows",
             runs["k1"],
             None,
             None,
@@ -925,7 +946,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             absolute=5.0,
         ),
         per_table_row(
-            f"k. nothing new, {MANY_TABLES} tables, `--parallel 4`, per table", runs["k2"]
+            f"k. nothing new, {args.many_tables} tables, `--parallel 4`, per table",
+            runs["k2"],
+            args.many_tables,
         ),
     ]
     vr = statistics.median(r.seconds for r in runs["vr"])
