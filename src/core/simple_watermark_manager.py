@@ -89,8 +89,9 @@ class WatermarkMetadata(_State):
 class QuarantinedFile(_State):
     """A staged file the load could not read, set aside with what re-extracts its rows.
 
-    ``below``: the backup position when it was set aside; every row of the
-    file is at or below it (``verify --repair`` of that range mends them).
+    ``below``: a backup position no row of the file is above (its own footer's,
+    a later file's, or the watermark's); a ``verify --repair`` whose comparison
+    covers it mends the rows and releases the entry.
     """
 
     file: str
