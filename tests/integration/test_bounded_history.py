@@ -49,6 +49,9 @@ def test_the_loaded_list_is_bounded_and_old_files_stay_known_as_loaded(
     assert wm["mysql_state"]["s3_files_created"] == 1502  # every file, forgotten or not
     listed = json.loads(project.cli("watermark", "list", "-p", "p", "--json", check=True).stdout)
     assert listed[0]["files_loaded"] == 1502
+    shown = project.cli("watermark", "get", "-t", table, "-p", "p", check=True).stdout
+    assert "Processed S3 Files (loaded to Redshift): 1,502" in shown
+    assert "502 older ones are counted, not listed" in shown, shown
     scan = json.loads(project.cli("s3clean", "list", "-t", table, "--json", check=True).stdout)
     assert scan["counts"]["loaded"] == 1502 and scan["counts"]["orphan"] == 0, scan["counts"]
 
