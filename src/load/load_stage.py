@@ -227,22 +227,27 @@ class TableLoad:
         replace = self._replaces()
         live = [conn]  # the load's connection; a retry after a lost one opens a new one
         while True:
-            try:
-                verified = verify_staged(self.stage, self.run_context.data_prefix, pending)
-                groups = group_by_schema(verified)
-                self.target.apply_ddl(live[0], [schema for schema, _ in groups], self.deletions)
-                rows = self._with_retries(live, stack, wm, groups, superseded, result)
-                break
-            except CorruptStagedFile as exc:
-                if not getattr(live[0], "closed", 0):
-                    live[0].rollback()
-                bound = position_from(self.stage, self.run_context.data_prefix, pending, exc.uri)
-                self.quarantined.append(set_aside(wm, exc, self.table_name, bound))
-                self.watermarks.write(wm)
-                pending = [u for u in pending if u != exc.uri]
-                if replace:
-                    return  # a snapshot without all its files must not replace the target
-        refs = [ref for ref, _ in verified]
+            check = verify_staged(self.stage, self.run_context.data_prefix, pending)
+            corrupt = check.corrupt  # unreadable footers; a damaged page shows in the COPY
+            if not corrupt:
+                try:
+                    groups = group_by_schema(check.refs)
+                    self.target.apply_ddl(live[0], [s for s, _ in groups], self.deletions)
+                    rows = self._with_retries(live, stack, wm, groups, superseded, result)
+                    break
+                except CorruptStagedFile as damaged:
+                    if not getattr(live[0], "closed", 0):
+                        live[0].rollback()
+                    corrupt = [damaged]
+            for bad in corrupt:
+                bound = position_from(self.stage, check.listed, pending, bad.uri)
+                self.quarantined.append(set_aside(wm, bad, self.table_name, bound))
+            self.watermarks.write(wm)
+            gone = {bad.uri for bad in corrupt}
+            pending = [u for u in pending if u not in gone]
+            if replace:
+                return  # a snapshot without all its files must not replace the target
+        refs = [ref for ref, _ in check.refs]
         fault_point("after_load_commit")
         wm.mark_processed([r.uri for r in refs] + superseded)
         if replace and refs:
@@ -380,9 +385,11 @@ class TableLoad:
             pending, _ = self._snapshot_files(wm, pending)
             ddl: list[str] = []
             if pending:
-                verified = verify_staged(self.stage, self.run_context.data_prefix, pending)
+                check = verify_staged(self.stage, self.run_context.data_prefix, pending)
+                if check.corrupt:
+                    raise check.corrupt[0]  # a real run would quarantine it
                 with conn.cursor() as cur:
-                    for schema, _files in group_by_schema(verified):
+                    for schema, _files in group_by_schema(check.refs):
                         ddl.extend(self.ddl_changes(cur, schema))
             conn.rollback()
         return pending, ddl

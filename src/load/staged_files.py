@@ -66,27 +66,43 @@ def read_footer(stage: Stage, key: str, size: int) -> Footer:
         raise CorruptStagedFile(uri, f"unreadable footer: {first_line(exc)}") from None
 
 
-def verify_staged(
-    stage: Stage, prefix: str, uris: list[str]
-) -> list[tuple[StagedFileRef, TableSchema]]:
-    """Every file exists under the table's exact ``prefix``; its footer gives rows and schema."""
-    listed = {obj.key: obj.size for obj in stage.list(prefix)}
-    refs: list[tuple[StagedFileRef, TableSchema]] = []
+@dataclass
+class StagedCheck:
+    """The table's staged files as one listing of its prefix found them."""
+
+    refs: list[tuple[StagedFileRef, TableSchema]]  # readable: rows and schema from the footer
+    corrupt: list[CorruptStagedFile]  # unreadable footers, in file order
+    listed: dict[str, int]  # key -> size of every object under the prefix
+
+
+def verify_staged(stage: Stage, prefix: str, uris: list[str]) -> StagedCheck:
+    """Every file exists under the table's exact ``prefix``; its footer gives rows and schema.
+
+    A missing file is a :class:`StageError`; an unreadable one is returned in
+    ``corrupt`` (all of them, from the one listing) for the load to quarantine.
+    """
+    check = StagedCheck([], [], {obj.key: obj.size for obj in stage.list(prefix)})
     for uri in uris:
         key = stage.key_of(uri)
-        if key not in listed:
+        size = check.listed.get(key)
+        if size is None:
             raise StageError(
                 f"staged file {uri} is missing from {stage.uri(prefix)}; "
                 "restore it, or remove it from the watermark with 'watermark reset'"
             )
-        footer = read_footer(stage, key, listed[key])
-        refs.append((StagedFileRef(uri, key, listed[key], footer.num_rows), footer.table_schema))
-    return refs
+        try:
+            footer = read_footer(stage, key, size)
+        except CorruptStagedFile as exc:
+            check.corrupt.append(exc)
+            continue
+        check.refs.append((StagedFileRef(uri, key, size, footer.num_rows), footer.table_schema))
+    return check
 
 
-def position_from(stage: Stage, prefix: str, pending: list[str], uri: str) -> dict[str, Any] | None:
+def position_from(
+    stage: Stage, listed: dict[str, int], pending: list[str], uri: str
+) -> dict[str, Any] | None:
     """The footer position of the first readable file from ``uri`` on (a quarantine's bound)."""
-    listed = {obj.key: obj.size for obj in stage.list(prefix)}
     for later in pending[pending.index(uri) :]:
         key = stage.key_of(later)
         with contextlib.suppress(CorruptStagedFile):
