@@ -78,9 +78,9 @@ class TableWriter:
         counted = self.dialect.copy_files(cur, self.stage, staging, schema, files, prefix)
         self._check_count(counted, files)
         col_list = ", ".join(quote_pg(c) for c in cols)
-        if mode == "merge" and self._upsert(cur, target, staging, cols, select, pk, target_cols):
-            pass
-        elif mode == "merge":
+        if mode != "merge":
+            cur.execute(f"INSERT INTO {target} ({col_list}) SELECT {select} FROM {staging}")
+        elif not self._upsert(cur, target, staging, col_list, cols, select, pk, target_cols):
             order = self._dedup_order(schema, pk)
             keys = " AND ".join(f"t.{quote_pg(k)} = s.{quote_pg(k)}" for k in pk)
             partition = ", ".join(quote_pg(k) for k in pk)
@@ -90,8 +90,6 @@ class TableWriter:
                 f"SELECT *, ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) "
                 f"AS __rn FROM {staging}) d WHERE __rn = 1"
             )
-        else:
-            cur.execute(f"INSERT INTO {target} ({col_list}) SELECT {select} FROM {staging}")
         cur.execute(f"DROP TABLE {staging}")
         return counted
 
@@ -100,6 +98,7 @@ class TableWriter:
         cur: Any,
         target: str,
         staging: str,
+        col_list: str,
         cols: list[str],
         select: str,
         pk: list[str],
@@ -116,7 +115,6 @@ class TableWriter:
         """
         if not self.dialect.upserts:
             return False
-        col_list = ", ".join(quote_pg(c) for c in cols)
         keys = ", ".join(quote_pg(k) for k in pk)
         sets = [f"{quote_pg(c)} = EXCLUDED.{quote_pg(c)}" for c in cols if c not in pk]
         sets += [f"{quote_pg(c)} = DEFAULT" for c in target_cols if c not in cols]

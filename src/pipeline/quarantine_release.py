@@ -43,13 +43,12 @@ def release_quarantined(
         return 0
     with contextlib.nullcontext() if locked else run.lock:
         entries = run.watermarks.read().quarantined_s3_files
-        below = [q for q in entries if _where(scope, strategy, q) == "below"]
-        at_bound = [q for q in entries if _where(scope, strategy, q) == "at"]
-        if at_bound:
+        where = {q.file: _where(scope, strategy, q) for q in entries}
+        if "at" in where.values():
             keys = _keys_at(mysql, run, scope, key)
             extract_by_key(run, strategy, keys, [c.name for c in key])
             TableLoad(run, dialect, connect).run()
-        done = {q.file for q in below + at_bound}
+        done = {file for file, place in where.items() if place != "above"}
         if done:
             wm = run.watermarks.read()
             wm.quarantined_s3_files = [q for q in wm.quarantined_s3_files if q.file not in done]
