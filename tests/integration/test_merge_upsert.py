@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.integration.test_faults import HYBRID, parcels
 from tests.integration.test_quarantine import source_rows, target_rows
 from tests.support.databases import MySQLDatabase, PgSchema
-from tests.support.pipelines import make_project
+from tests.support.pipelines import Project, make_project
 
 REFUSED = "upsert refused; merging by delete and insert"
 
@@ -27,18 +27,28 @@ def row_changes(pg: PgSchema) -> tuple[int, int]:
     raise AssertionError("no statistics for the target table")
 
 
-def test_changed_rows_are_upserted_in_place(
-    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
-) -> None:
+def synced(tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema) -> tuple[str, Project]:
+    """1,000 parcels, synced once."""
     table = parcels(mysql_db, 1000)
     project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
     project.cli("sync", "pipeline", "-p", "p", check=True)
+    return table, project
+
+
+def update_first(mysql_db: MySQLDatabase, rows: int, note: str = "CONCAT('u', id)") -> None:
+    mysql_db.execute(
+        f"UPDATE parcels SET note = {note}, updated_at = updated_at + INTERVAL 1 YEAR "
+        f"WHERE id <= {rows}"
+    )
+
+
+def test_changed_rows_are_upserted_in_place(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    _, project = synced(tmp_path, mysql_db, pg)
     pg.execute("ALTER TABLE parcels ADD COLUMN flag INT DEFAULT 7")
     pg.execute("UPDATE parcels SET flag = 1")
-    mysql_db.execute(
-        "UPDATE parcels SET note = CONCAT('u', id), updated_at = '2026-01-01' + INTERVAL id "
-        "SECOND WHERE id <= 100"
-    )
+    update_first(mysql_db, 100)
     mysql_db.execute("INSERT INTO parcels VALUES (1001, 'new', '2026-02-01')")
     out = project.cli("sync", "pipeline", "-p", "p", check=True)
     assert REFUSED not in out.stderr, out.stderr
@@ -53,16 +63,22 @@ def test_changed_rows_are_upserted_in_place(
 def test_a_key_twice_in_one_load_falls_back_to_the_newest_row(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
 ) -> None:
-    table = parcels(mysql_db, 1000)
-    project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
-    project.cli("sync", "pipeline", "-p", "p", check=True)
+    table, project = synced(tmp_path, mysql_db, pg)
     for version in ("first", "second"):  # two staged versions of the same rows, one load
-        mysql_db.execute(
-            f"UPDATE parcels SET note = '{version}', updated_at = updated_at + INTERVAL 1 YEAR "
-            "WHERE id <= 10"
-        )
+        update_first(mysql_db, 10, f"'{version}'")
         project.backup(table)
     out = project.cli("sync", "pipeline", "-p", "p", check=True)
     assert REFUSED in out.stderr
     assert target_rows(pg) == source_rows(mysql_db)
     assert pg.execute("SELECT DISTINCT note FROM parcels WHERE id <= 10") == [("second",)]
+
+
+def test_a_target_without_a_unique_key_is_merged_by_delete_and_insert(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    pg.execute("CREATE TABLE parcels (id INT NOT NULL, note VARCHAR(200), updated_at TIMESTAMP)")
+    _, project = synced(tmp_path, mysql_db, pg)  # loaded into the table as it is
+    update_first(mysql_db, 100)
+    out = project.cli("sync", "pipeline", "-p", "p", check=True)
+    assert REFUSED in out.stderr  # no constraint for ON CONFLICT (id)
+    assert target_rows(pg) == source_rows(mysql_db)  # and no key twice

@@ -74,6 +74,7 @@ def test_truncated_file_is_quarantined_the_rest_loads_and_verify_repair_mends_it
     assert files[2].exists() and files[6].exists()
     again = project.cli("sync", "pipeline", "-p", "p", check=True)
     assert "quarantined staged files await re-extraction" in again.stderr
+    assert project.watermark(table)["redshift_state"]["status"] == "success"  # nothing staged
     listed = project.cli("watermark", "list", "-p", "p", "--json", check=True)
     assert json.loads(listed.stdout)[0]["files_quarantined"] == 2, listed.stdout
 

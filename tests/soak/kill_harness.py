@@ -102,10 +102,6 @@ def position_of(project: Project, table: str) -> tuple[str, int, int] | None:
         raw = project.watermark(table)
     except FileNotFoundError:
         return None
-    except Exception as exc:  # on S3: botocore's NoSuchKey
-        if type(exc).__name__ != "NoSuchKey":
-            raise
-        return None
     wm = Watermark.model_validate(raw)  # must parse, whatever moment the kill hit
     state = wm.mysql_state
     return (state.last_timestamp or "", state.last_id or 0, state.total_rows)

@@ -61,13 +61,17 @@ class Project:
         )
 
     def watermark(self, table: str, target: str = "pg") -> dict[str, Any]:
-        """The stored watermark document of ``table``."""
+        """The stored watermark document of ``table`` (FileNotFoundError: none is stored)."""
         from src.utils.naming import split_table_name
         from src.utils.stage_keys import watermark_key
 
         key = watermark_key(SCOPE, *split_table_name(table), target)
         if self.bucket is not None:
-            body = self.bucket.client.get_object(Bucket=self.bucket.name, Key=key)["Body"].read()
+            client = self.bucket.client
+            try:
+                body = client.get_object(Bucket=self.bucket.name, Key=key)["Body"].read()
+            except client.exceptions.NoSuchKey:
+                raise FileNotFoundError(f"s3://{self.bucket.name}/{key}") from None
             return dict(json.loads(body))
         return dict(json.loads((self.stage_dir / key).read_text()))
 
