@@ -24,6 +24,9 @@ j. the everyday incremental run: 5 % of the rows updated and 0.5 % inserted (unt
    then ``sync pipeline`` (the inserted rows are deleted again at the end of the run);
 k. a pipeline of 50 tables (``--many-tables``) of 1,000 rows (database ``<prefix>_many``):
    the first sync, then a run with nothing new at ``--parallel 4`` (per table);
+p. with ``--peers``: dlt and Sling (scripts/bench_peers.py, their own ``.venv-peers``)
+   copy the same table into schemas of their own, first sync after f and incremental
+   run after j, each checked against the source; f and j against the faster peer;
 i. ``--help``.
 
 Prints a table (seconds, reference, ratio, SPEC goal, pass/fail, peak RSS) and
@@ -35,7 +38,7 @@ checks that it runs.
 
 Usage: .venv/bin/python scripts/bench.py [--rows 2000000] [--repeat 3]
        [--memory-rows 10000000] [--skip-s3] [--no-record] [--prefix bench]
-       [--strategy hybrid|id_only] [--reader auto|connectorx|pymysql] [--cleanup]
+       [--strategy hybrid|id_only] [--reader auto|connectorx|pymysql] [--peers] [--cleanup]
 (``--reader pymysql`` compares the fallback reader; this replaces the old
 scripts/reader_bench.py.)
 MySQL: --mysql-host/--mysql-port/--mysql-user (password: env MYSQL_PWD);
@@ -62,6 +65,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -70,6 +74,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import psycopg2  # noqa: E402
 import pymysql  # noqa: E402
 import yaml  # noqa: E402
+from bench_peers import NAMES as PEER_NAMES  # noqa: E402
+from bench_peers import Peers, prepare  # noqa: E402
 from bench_verify import DIFFERENCES, reference_pass, scatter_differences  # noqa: E402
 from seed_demo import FILL, seed  # noqa: E402
 
@@ -203,6 +209,20 @@ class Servers:
         finally:
             conn.close()
         return rows
+
+    def mysql_url(self) -> str:
+        """``mysql://user:password@host:port`` (for the peers' environment)."""
+        return f"mysql://{quote(self.mysql_user)}:{quote(self.mysql_password)}@" + (
+            f"{self.mysql_host}:{self.mysql_port}"
+        )
+
+    def pg_url(self) -> str:
+        """``postgresql://user:password@host:port/database``, password from PGPASSWORD."""
+        password = quote(os.environ.get("PGPASSWORD", ""))
+        return (
+            f"postgresql://{quote(self.pg_user)}:{password}@{self.pg_host}:{self.pg_port}/"
+            + quote(self.pg_database)
+        )
 
     def fresh_schema(self, schema: str) -> None:
         self.pg_execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE', f'CREATE SCHEMA "{schema}"')
@@ -453,6 +473,36 @@ def incremental_floor(
     return Measured(reading.seconds + merging.seconds, max(reading.peak_mb, merging.peak_mb))
 
 
+def peer_run(
+    peers: Peers, servers: Servers, name: str, database: str, prefix: str, *, first: bool
+) -> Measured:
+    """One run of peer ``name`` (into fresh schemas when ``first``), checked against the source.
+
+    The check: as many rows as the source, and as many changed by :func:`change_rows`.
+    """
+    schemas = peers.schemas(name, prefix)
+    if first:
+        servers.pg_execute(*(f'DROP SCHEMA IF EXISTS "{s}" CASCADE' for s in schemas))
+    command, env = peers.command(name, database, TABLE, schemas[0], first=first)
+    measured = run_measured(command, env=env, cwd=peers.home)
+    conn = servers.mysql(database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*), COALESCE(SUM(note LIKE 'changed %%'), 0) FROM {TABLE}")
+            expected = tuple(int(v) for v in cur.fetchone())
+    finally:
+        conn.close()
+    copied = servers.pg_execute(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE note LIKE 'changed %') "
+        f'FROM "{schemas[0]}".{TABLE}'
+    )[0]
+    if tuple(copied) != expected:
+        raise BenchError(
+            f"{name} copied (rows, changed) {tuple(copied)}, the source has {expected}"
+        )
+    return measured
+
+
 def forget_inserted(servers: Servers, database: str, rows: int) -> None:
     """Delete the rows :func:`change_rows` inserted, so the table is reused next time."""
     conn = servers.mysql(database)
@@ -547,6 +597,30 @@ def per_table_row(measure: str, runs: list[Measured], tables: int) -> Row:
     per_table = statistics.median(r.seconds for r in runs) / tables * 1000
     peak = max(r.peak_mb for r in runs)
     return Row(measure, per_table, goal="≤ 40 ms", passed=per_table <= 40, peak_mb=peak, unit="ms")
+
+
+def peer_rows(runs: dict[str, list[Measured]], peers: Peers | None) -> list[Row]:
+    """p: each peer's two runs, then f and j against the faster peer (issue #13's goals)."""
+    if peers is None:
+        return [Row("p. dlt and Sling side by side", None, goal="skipped (without --peers)")]
+    rows: list[Row] = []
+    for name in PEER_NAMES:
+        rows.append(timed_row(f"p. {name}: first full sync", runs[f"p1{name}"], None, None, ""))
+        rows.append(
+            timed_row(f"p. {name}: the j incremental run", runs[f"p2{name}"], None, None, "")
+        )
+    for run, ours, what, faster in (
+        ("1", "f", "full sync", 3.0),
+        ("2", "j", "incremental run", 1.6),
+    ):
+        best = min(
+            PEER_NAMES, key=lambda n: statistics.median(r.seconds for r in runs[f"p{run}{n}"])
+        )
+        reference = statistics.median(r.seconds for r in runs[f"p{run}{best}"])
+        measure = f"p. {ours}. {what} against the faster peer ({best})"
+        goal = f"≥ {faster}× faster (≤ {1 / faster:.2f}×)"
+        rows.append(timed_row(measure, runs[ours], reference, 1 / faster, goal))
+    return rows
 
 
 def render(rows: list[Row]) -> str:
@@ -665,6 +739,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--many-tables", type=int, default=50, help="tables of the many-table pipeline (k)"
     )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also dlt and Sling, side by side (p; installs .venv-peers when missing)",
+    )
     parser.add_argument("--no-record", action="store_true", help="don't append to the docs")
     parser.add_argument(
         "--prefix",
@@ -752,10 +831,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     kinds: tuple[str, ...] = ("a", "b", *(f"b{c}" for c in SWEEP_CHUNKS), "c", "d", "e", "f")
     kinds += ("h", "hh", "j", "jr", "k1", "k2")
     kinds += ("vr", "v", "vk", "v100")
+    kinds += tuple(f"p{n}{name}" for n in "12" for name in PEER_NAMES)
     runs: dict[str, list[Measured]] = {k: [] for k in kinds}
     work = Path(tempfile.mkdtemp(prefix="s3backup-bench-"))
     csv_path = work / "parcels.csv"
+    peers: Peers | None = None
     try:
+        if args.peers:
+            peers = prepare(work / "peers", servers.mysql_url(), servers.pg_url())
         with s3_stage(args.skip_s3) as server:
             for n in range(args.repeat):
                 print(f"run {n + 1}/{args.repeat}", flush=True)
@@ -804,9 +887,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs["h"].append(full.sync(table))
                 add_history(full, servers, dst, HISTORY_FILES)
                 runs["hh"].append(full.sync(table))
+                for name in PEER_NAMES if peers else ():
+                    peer = peer_run(peers, servers, name, src_db, args.prefix, first=True)
+                    runs[f"p1{name}"].append(peer)
                 since = change_rows(servers, src_db, args.rows)
                 runs["j"].append(full.sync(table))
                 runs["jr"].append(incremental_floor(servers, work, src_db, ref, since))
+                for name in PEER_NAMES if peers else ():
+                    peer = peer_run(peers, servers, name, src_db, args.prefix, first=False)
+                    runs[f"p2{name}"].append(peer)
                 # v. verify of the loaded table: the reference pass, equal, keys only,
                 # then with 100 scattered differences (exit 4)
                 runs["vr"].append(
@@ -847,6 +936,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cleanup:
             servers.pg_execute(f'DROP SCHEMA IF EXISTS "{dst}" CASCADE')
             servers.pg_execute(f'DROP SCHEMA IF EXISTS "{many_dst}" CASCADE')
+            for name in PEER_NAMES if peers else ():
+                for schema in peers.schemas(name, args.prefix):
+                    servers.pg_execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             conn = servers.mysql()
             with conn.cursor() as cur:
                 cur.execute(f"DROP DATABASE IF EXISTS `{src_db}`")
@@ -951,6 +1043,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.many_tables,
         ),
     ]
+    rows += peer_rows(runs, peers)
     vr = statistics.median(r.seconds for r in runs["vr"])
     v = statistics.median(r.seconds for r in runs["v"])
     verify_peak = max(r.peak_mb for r in runs["v"] + runs["vk"] + runs["v100"])
@@ -990,6 +1083,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"- config: {args.strategy}, reader {args.reader}, chunks of {CHUNK_ROWS:,} rows, "
         f"{ROWS_PER_FILE:,} rows per file, snappy\n"
     )
+    if peers is not None:
+        header += f"- peers: {peers.versions()}\n"
     print()
     print(header)
     print(table_text)

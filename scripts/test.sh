@@ -3,7 +3,8 @@
 #
 # scripts/services.sh installs and starts the services and .venv (with the test tools);
 # then ruff, ruff format --check, mypy, the import-layer contract and pytest run, while
-# scripts/airflow_env.sh builds .venv-airflow in the background.
+# scripts/airflow_env.sh and scripts/peers_env.sh build .venv-airflow and .venv-peers in
+# the background.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,6 +15,8 @@ source scripts/services.sh
 # Airflow's own virtualenv for tests/integration/test_airflow_dag.py, built while the
 # checks and the other tests run (the test waits for it; its log: .venv-airflow.log).
 bash scripts/airflow_env.sh >.venv-airflow.log 2>&1 &
+# The benchmark's peers (dlt, Sling) for tests/unit/test_bench_script.py, the same way.
+bash scripts/peers_env.sh >.venv-peers.log 2>&1 &
 
 # ---------------------------------------------------------------------------
 section "ruff check"
