@@ -47,7 +47,12 @@ class TableBackup:
         run: TableRun,
         options: BackupOptions,
         on_progress: Callable[[BackupResult], None] | None = None,
+        *,
+        on_staged: Callable[[], None] | None = None,
+        load_waiting: Callable[[], bool] | None = None,
     ) -> None:
+        """``on_staged()`` after each file is recorded; ``load_waiting()``: a load running
+        alongside waits for files (then a file may end early, see ChunkLoop)."""
         self.run_context = run
         self.app = run.app
         self.pipeline = run.pipeline
@@ -57,6 +62,8 @@ class TableBackup:
         self.watermarks = run.watermarks
         self.options = options
         self.on_progress = on_progress
+        self.on_staged = on_staged
+        self.load_waiting = load_waiting
         self.connections = ConnectionManager(run.app)
         self.started = dt.datetime.now(dt.UTC)
         self.result = BackupResult(self.table_name)
@@ -70,26 +77,29 @@ class TableBackup:
         begin = time.perf_counter()
         self._sweep_leftovers()
         wm = self.watermarks.read()
-        wm.mysql_state.status = "in_progress"
-        wm.mysql_state.execution_id = self.options.execution_id
-        wm.mysql_state.error = None
-        wm.mysql_state.last_session_rows = 0
-        wm.mysql_state.last_session_files = 0
+        with self.watermarks.lock:  # the load may run alongside (src/pipeline/load_alongside.py)
+            wm.mysql_state.status = "in_progress"
+            wm.mysql_state.execution_id = self.options.execution_id
+            wm.mysql_state.error = None
+            wm.mysql_state.last_session_rows = 0
+            wm.mysql_state.last_session_files = 0
         try:
             with self.connections.source_endpoint(self.pipeline.source) as endpoint:
                 self._run(wm, endpoint, result)
         except BaseException as exc:
-            wm.mysql_state.finish(exc)
-            self.watermarks.write(wm)
+            with self.watermarks.lock:
+                wm.mysql_state.finish(exc)
+                self.watermarks.write(wm)
             raise
         finally:
             result.seconds = time.perf_counter() - begin
-        if self.table.cdc_strategy == "full_sync" and result.stopped_by is None:
-            # A completed full pass: the next run starts over from the first key.
-            wm.mysql_state.last_id = None
-            wm.mysql_state.last_timestamp = None
-        wm.mysql_state.finish()
-        self.watermarks.write(wm)
+        with self.watermarks.lock:
+            if self.table.cdc_strategy == "full_sync" and result.stopped_by is None:
+                # A completed full pass: the next run starts over from the first key.
+                wm.mysql_state.last_id = None
+                wm.mysql_state.last_timestamp = None
+            wm.mysql_state.finish()
+            self.watermarks.write(wm)
         return result
 
     def _sweep_leftovers(self) -> None:
@@ -231,15 +241,18 @@ class TableBackup:
             session_rows += staged.rows
             state = wm.mysql_state
             fields = state_after(staged.position)
-            wm.metadata.initial_pass = fields["initial_pass"]
-            state.last_timestamp, state.last_id = fields["last_timestamp"], fields["last_id"]
-            state.last_key = fields["last_key"]
-            wm.backup_s3_files.append(staged.uri)
-            state.total_rows += staged.rows
-            state.last_session_rows = session_rows
-            state.last_session_files += 1
-            state.last_updated = utc_now_iso()
-            self.watermarks.write(wm)
+            with self.watermarks.lock:
+                wm.metadata.initial_pass = fields["initial_pass"]
+                state.last_timestamp, state.last_id = fields["last_timestamp"], fields["last_id"]
+                state.last_key = fields["last_key"]
+                wm.backup_s3_files.append(staged.uri)
+                state.total_rows += staged.rows
+                state.last_session_rows = session_rows
+                state.last_session_files += 1
+                state.last_updated = utc_now_iso()
+                self.watermarks.write(wm)
+            if self.on_staged is not None:
+                self.on_staged()
             result.files += 1
             result.bytes += staged.bytes
             log.info(
@@ -281,6 +294,7 @@ class TableBackup:
                 file_key=self._key,
                 on_chunk=self.on_progress,
                 retries=resolve_retries(self.pipeline, self.table),
+                load_waiting=self.load_waiting,
             )
             loop.run(pos, result)
         if pk_pass is not None and result.stopped_by is None:
@@ -320,10 +334,11 @@ class TableBackup:
         key = tuple(exact_value(v) for v in top) if top else ()
         end = Position(pk_pass.hi, key)
         hi, last_id = strategy.watermark_values(end)
-        state = wm.mysql_state
-        state.last_timestamp, state.last_id = hi, last_id
-        state.last_key = strategy.watermark_key(end)
-        wm.metadata.initial_pass = None
+        with self.watermarks.lock:
+            state = wm.mysql_state
+            state.last_timestamp, state.last_id = hi, last_id
+            state.last_key = strategy.watermark_key(end)
+            wm.metadata.initial_pass = None
 
     def _key(self, chunk: int, file: int) -> str:
         prefix = self.run_context.data_prefix

@@ -3,7 +3,10 @@
 Files hold whole chunks (a chunk bigger than a file is split at a row
 boundary, except for ``timestamp_only`` whose groups of equal timestamps must
 stay whole); the position after a file's last row travels with the file to the
-watermark. Two things keep the loop near the speed of the server:
+watermark. While a load runs alongside and waits for files, a file also ends
+after a batch once it holds :data:`EARLY_FILE_ROWS`, so the load starts on the
+first rows of a window instead of after its whole first file. Two things keep
+the loop near the speed of the server:
 
 - when a chunk's rows are all in, the next chunk's query is sent before the
   last batch is written, so the server and connectorx keep reading while
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from src.backup.plan import BackupResult
 
 log = get_logger("backup")
+EARLY_FILE_ROWS = 25_000  # the smallest file ended early for a waiting load
 
 
 class ChunkLoop:
@@ -60,6 +64,7 @@ class ChunkLoop:
         file_key: Callable[[int, int], str],
         on_chunk: Callable[[BackupResult], None] | None = None,
         retries: RetryConfig | None = None,
+        load_waiting: Callable[[], bool] | None = None,
     ) -> None:
         self.reader = reader
         self.sink = sink
@@ -73,6 +78,7 @@ class ChunkLoop:
         self.file_key = file_key
         self.on_chunk = on_chunk
         self.retries = retries or RetryConfig()
+        self.load_waiting = load_waiting
         self.pos = Position()
         self.chunk_no = 0
         self._files_in_chunk = 0
@@ -170,9 +176,14 @@ class ChunkLoop:
                 self.sink.write(piece)
                 self._written += piece.num_rows
                 self.pos = self.strategy.position_after(piece, self.pos)
-                if self.sink.rows_in_file >= self.rows_per_file:
+                if self.sink.rows_in_file >= self.rows_per_file or self._early():
                     self._close_file()
         return fetched
+
+    def _early(self) -> bool:
+        """End the file now: a load alongside waits for files and this one is big enough."""
+        waiting = self.load_waiting
+        return waiting is not None and self.sink.rows_in_file >= EARLY_FILE_ROWS and waiting()
 
     def _group_chunk(self, stream: BatchStream, result: BackupResult) -> int:
         """timestamp_only: read the chunk, complete its last group, then write it whole."""

@@ -15,7 +15,8 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn
 
 
 class LiveProgress:
-    """A bar per table: rows, rows/s and ETA (against the information_schema estimate)."""
+    """A bar per table: rows read, rows/s, ETA (against the information_schema estimate)
+    and the rows the load alongside the extract has committed so far."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.console = Console(file=stream or sys.stderr, highlight=False)
@@ -40,6 +41,7 @@ class LiveProgress:
                     BarColumn(),
                     TextColumn("{task.completed:,.0f} rows, {task.fields[rate]:,.0f} rows/s"),
                     TextColumn("{task.fields[eta]}"),
+                    TextColumn("{task.fields[loaded]}"),
                     console=self.console,
                     transient=True,  # the per-table summary line replaces the bar
                 )
@@ -47,9 +49,22 @@ class LiveProgress:
             task = self._tasks.get(result.table)
             if task is None:
                 total = max(result.estimated_rows, result.rows) or None
-                task = self._progress.add_task(result.table, total=total, rate=rate, eta=eta)
+                task = self._progress.add_task(
+                    result.table, total=total, rate=rate, eta=eta, loaded=""
+                )
                 self._tasks[result.table] = task
             self._progress.update(task, completed=result.rows, rate=rate, eta=eta)
+            self._progress.refresh()
+
+    def loaded(self, result: Any) -> None:
+        """Called after each load pass with the table's running LoadResult."""
+        if not self.enabled:
+            return
+        with self._lock:
+            task = self._tasks.get(result.table)
+            if self._progress is None or task is None:
+                return
+            self._progress.update(task, loaded=f"{result.rows:,} loaded")
             self._progress.refresh()
 
     def done(self, table: str) -> None:

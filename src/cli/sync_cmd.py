@@ -75,6 +75,8 @@ def sync_pipeline(
     isolation: exit 0 when all succeed, 3 when some fail, else the failure's
     code (the exit codes are listed in README.md). A run stopped by --limit
     or --max-chunks is a success; the next run resumes where it stopped.
+    With both stages, each table's load runs alongside its extract, one
+    transaction per pass over the files staged so far.
     """
     from src.pipeline.sync_runner import SyncOptions
 
@@ -129,7 +131,13 @@ def _run(
     app = ctx.config()
     try:
         run = run_sync(
-            app, pipeline, tables, options, on_table_done=done, on_progress=progress.update
+            app,
+            pipeline,
+            tables,
+            options,
+            on_table_done=done,
+            on_progress=progress.update,
+            on_loaded=progress.loaded,
         )
     finally:
         progress.close()

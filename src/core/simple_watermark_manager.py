@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -179,6 +180,10 @@ class SimpleWatermarkManager:
         # Called before every write: the table lock's confirm(), which raises once
         # the lock is lost, so a run that lost it never writes the document again.
         self.guard = guard
+        # The backup and the load of one table run share the document; while the
+        # load runs alongside the extract (two threads), each change to it and its
+        # write happen under this lock, so neither stage's change is lost.
+        self.lock = threading.RLock()
         self._document: Watermark | None = None
         self._stored: bool | None = None  # whether the stage holds a document, once known
         self._identity = {"table_name": table_name, "target": target, "cdc_strategy": cdc_strategy}
@@ -234,11 +239,16 @@ class SimpleWatermarkManager:
         return document
 
     def write(self, watermark: Watermark) -> None:
-        """Replace the stored document atomically (after the guard confirms the lock)."""
-        self.check_guard()
-        watermark.refresh_counts()
-        # Compact: an indent makes json use its pure-Python encoder, ~10x slower on a
-        # document with 100,000 file names (`watermark get --json` prints it indented).
-        body = json.dumps(watermark.document(), ensure_ascii=False, separators=(",", ":"))
-        self.stage.put_bytes(self.key, body.encode("utf-8"))
-        self._document, self._stored = watermark, True
+        """Replace the stored document atomically (after the guard confirms the lock).
+
+        Callers that change the document first hold :attr:`lock` around the change
+        and this write (it is re-entrant).
+        """
+        with self.lock:
+            self.check_guard()
+            watermark.refresh_counts()
+            # Compact: an indent makes json use its pure-Python encoder, ~10x slower on a
+            # document with 100,000 file names (`watermark get --json` prints it indented).
+            body = json.dumps(watermark.document(), ensure_ascii=False, separators=(",", ":"))
+            self.stage.put_bytes(self.key, body.encode("utf-8"))
+            self._document, self._stored = watermark, True

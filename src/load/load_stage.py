@@ -122,9 +122,14 @@ class TableLoad:
 
     # ------------------------------------------------------------------ run
     def run(self) -> LoadResult:
-        """Load every staged file the ledger does not hold yet."""
-        result = self.result = LoadResult(self.table_name)
-        self.quarantined = []  # set aside by this run
+        """Load every staged file the ledger does not hold yet, in one transaction.
+
+        Called again on the same instance (the passes of a load that runs alongside
+        the extract, :mod:`src.pipeline.load_alongside`), each call takes the files
+        staged since, and :attr:`result` adds up the passes.
+        """
+        result = self.result
+        self.quarantined = []  # set aside by this pass
         begin = time.perf_counter()
         wm = self.watermarks.read()
         if not (wm.backup_s3_files or self.deletions):
@@ -134,7 +139,8 @@ class TableLoad:
                 conn = stack.enter_context(self.connect())
                 self.ledger.ensure(conn)
                 self._repair_from_ledger(conn, wm, result)
-                pending = list(wm.backup_s3_files)
+                with self.watermarks.lock:
+                    pending = list(wm.backup_s3_files)
                 if pending or self.deletions:
                     self._load(conn, stack, wm, pending, result)
                 if self.quarantined:
@@ -147,14 +153,16 @@ class TableLoad:
                     )
                 warn_if_quarantined(wm, self.table_name, self.pipeline.name)
         except BaseException as exc:
-            wm = self.watermarks.read()
-            wm.redshift_state.finish(exc)
-            self.watermarks.write(wm)
+            with self.watermarks.lock:
+                wm = self.watermarks.read()
+                wm.redshift_state.finish(exc)
+                self.watermarks.write(wm)
             raise
         finally:
-            result.seconds = time.perf_counter() - begin
-        wm.redshift_state.finish()
-        self.watermarks.write(wm)
+            result.seconds += time.perf_counter() - begin
+        with self.watermarks.lock:
+            wm.redshift_state.finish()
+            self.watermarks.write(wm)
         return result
 
     def _nothing_staged(self, wm: Watermark, begin: float) -> LoadResult:
@@ -165,10 +173,11 @@ class TableLoad:
         """
         warn_if_quarantined(wm, self.table_name, self.pipeline.name)
         state = wm.redshift_state
-        if state.status != "success" or state.error is not None:
-            state.finish()
-            self.watermarks.write(wm)
-        self.result.seconds = time.perf_counter() - begin
+        with self.watermarks.lock:
+            if state.status != "success" or state.error is not None:
+                state.finish()
+                self.watermarks.write(wm)
+        self.result.seconds += time.perf_counter() - begin
         return self.result
 
     # ---------------------------------------------------------------- ledger
@@ -215,9 +224,10 @@ class TableLoad:
             table=self.table_name,
             files=len(lagging),
         )
-        wm.mark_processed(lagging)
-        self.watermarks.write(wm)
-        result.repaired_files = len(lagging)
+        with self.watermarks.lock:
+            wm.mark_processed(lagging)
+            self.watermarks.write(wm)
+        result.repaired_files += len(lagging)
 
     # ------------------------------------------------------------------ load
     def _load(
@@ -239,25 +249,29 @@ class TableLoad:
                     if not getattr(live[0], "closed", 0):
                         live[0].rollback()
                     corrupt = [damaged]
-            for bad in corrupt:
-                bound = position_from(self.stage, check.listed, pending, bad.uri)
-                self.quarantined.append(set_aside(wm, bad, self.table_name, bound))
-            self.watermarks.write(wm)
+            with self.watermarks.lock:
+                for bad in corrupt:
+                    bound = position_from(self.stage, check.listed, pending, bad.uri)
+                    self.quarantined.append(set_aside(wm, bad, self.table_name, bound))
+                self.watermarks.write(wm)
             gone = {bad.uri for bad in corrupt}
             pending = [u for u in pending if u not in gone]
             if replace:
                 return  # a snapshot without all its files must not replace the target
         refs = [ref for ref, _ in check.refs]
         fault_point("after_load_commit")
-        wm.mark_processed([r.uri for r in refs] + superseded)
-        if replace and refs:
-            wm.quarantined_s3_files = []  # a whole newer snapshot replaced their rows
-        state = wm.redshift_state
-        state.total_rows += rows
-        state.last_session_rows = rows
-        state.last_loaded_files = [r.uri for r in refs]
-        self.watermarks.write(wm)
-        result.rows, result.files, result.superseded_files = rows, len(refs), len(superseded)
+        result.rows += rows
+        result.files += len(refs)
+        result.superseded_files += len(superseded)
+        with self.watermarks.lock:
+            wm.mark_processed([r.uri for r in refs] + superseded)
+            if replace and refs:
+                wm.quarantined_s3_files = []  # a whole newer snapshot replaced their rows
+            state = wm.redshift_state
+            state.total_rows += rows
+            state.last_session_rows = result.rows  # this run's passes
+            state.last_loaded_files = [r.uri for r in refs]
+            self.watermarks.write(wm)
         log.info("loaded", table=self.table_name, rows=rows, files=len(refs))
 
     def _replaces(self) -> bool:

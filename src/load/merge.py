@@ -11,7 +11,7 @@ Every count is checked against the files' Parquet footers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from src.config.settings import TableConfig, resolve_write_mode
@@ -25,9 +25,9 @@ from src.utils.naming import key_part, normalize_column_name, quote_pg, quote_pg
 log = get_logger("load")
 
 
-@dataclass(frozen=True)
+@dataclass
 class TableWriter:
-    """Writes one table's staged files into its target table."""
+    """Writes one table's staged files into its target table (one instance per table run)."""
 
     dialect: TargetDialect
     stage: Stage
@@ -36,6 +36,9 @@ class TableWriter:
     target_schema: str
     target_table: str
     manifest_prefix: str  # Redshift manifests of this load: <prefix><group>_manifest.json
+    # A merge of this run copied straight into the (then empty) target: the next pass
+    # of a load alongside the extract tries that again (new keys of the same fill).
+    filling: bool = field(default=False, init=False)
 
     def primary_key(self, schema: TableSchema) -> list[str]:
         """The target's key columns: configured, else the staged schema's MySQL key."""
@@ -70,6 +73,7 @@ class TableWriter:
             cur.execute(f"DELETE FROM {target}")
         if select == ", ".join(quote_pg(c) for c in cols) and self._direct_ok(cur, mode, target):
             counted = self._copy_direct(cur, target, schema, files, prefix)
+            self.filling = mode == "merge" and counted is not None
             if counted is not None:
                 return counted
         staging = quote_pg(f"stg_{key_part(self.target_table)[:40]}_{n}")
@@ -140,11 +144,13 @@ class TableWriter:
         Only where the database enforces the primary key (a duplicate fails the
         COPY, which is then undone), and only when no merge is needed: append,
         replace, or a merge into an empty table — a large first load, where the
-        staging copy and the INSERT … SELECT would double the work.
+        staging copy and the INSERT … SELECT would double the work — or into the
+        rows an earlier pass of this run copied so (a COPY that meets a key
+        already there fails and is undone: then it merges).
         """
         if not self.dialect.enforces_primary_key:
             return False
-        if mode in ("append", "replace"):
+        if mode in ("append", "replace") or self.filling:
             return True
         cur.execute(f"SELECT 1 FROM {target} LIMIT 1")
         return cur.fetchone() is None

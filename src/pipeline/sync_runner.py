@@ -25,6 +25,7 @@ from src.core.table_run import TableRun, open_table_run
 from src.errors import BackupError, ConfigError, DataError, PartialFailure
 from src.load.load_stage import Connect, LoadResult, TableLoad
 from src.load.targets import make_dialect
+from src.pipeline.load_alongside import LoadAlongside
 from src.utils.logging_setup import get_logger
 from src.utils.stage_keys import new_execution_id
 
@@ -103,6 +104,7 @@ def run_sync(
     on_table_done: Callable[[TableOutcome], None] | None = None,
     connect: Connect | None = None,
     on_progress: Callable[[BackupResult], None] | None = None,
+    on_loaded: Callable[[LoadResult], None] | None = None,
 ) -> SyncRun:
     """Run the requested stages for each table, up to ``parallel`` at once.
 
@@ -128,7 +130,9 @@ def run_sync(
     )
 
     def one(table: str) -> TableOutcome:
-        outcome = _run_table(app, pipeline, table, options, run.execution_id, connect, on_progress)
+        outcome = _run_table(
+            app, pipeline, table, options, run.execution_id, connect, on_progress, on_loaded
+        )
         if on_table_done:
             on_table_done(outcome)
         return outcome
@@ -151,6 +155,7 @@ def _run_table(
     execution_id: str,
     connect: Connect | None,
     on_progress: Callable[[BackupResult], None] | None,
+    on_loaded: Callable[[LoadResult], None] | None,
 ) -> TableOutcome:
     outcome = TableOutcome(table)
     begin = time.perf_counter()
@@ -165,19 +170,33 @@ def _run_table(
             load = None
             if not options.backup_only or not stored:
                 load = TableLoad(run, make_dialect(app, pipeline), connect)
+            alongside = None
             if not options.redshift_only:
                 if not stored and load is not None:
                     _refuse_lost_watermark(run, load)
+                if load is not None and not options.backup_only and _overlaps(run.config):
+                    alongside = LoadAlongside(load, on_loaded).start()
                 backup = TableBackup(
-                    run, options.backup_options(execution_id), on_progress=on_progress
+                    run,
+                    options.backup_options(execution_id),
+                    on_progress,
+                    on_staged=alongside.staged if alongside else None,
+                    load_waiting=alongside.waiting if alongside else None,
                 )
                 try:
                     backup.run()
+                except BaseException:
+                    if alongside is not None:
+                        _stop_quietly(alongside, outcome)
+                    raise
                 finally:  # a failed run's report counts what it recorded before failing
                     outcome.backup = backup.result
             if not options.backup_only and load is not None:
                 try:
-                    load.run()
+                    if alongside is not None:
+                        alongside.finish(last_pass=True)
+                    else:
+                        load.run()
                 finally:
                     outcome.load = load.result
                 _after_load(run, options, before, outcome, connect)
@@ -248,6 +267,22 @@ def _after_load(
             warning = refused or f"--detect-deletes failed: {outcome.deletes.error}"
             outcome.warnings.append(warning)
             log.warning(warning, table=run.table)
+
+
+def _overlaps(cfg: TableConfig) -> bool:
+    """Whether the load runs alongside the extract: not for a ``full_sync replace``,
+    whose snapshot replaces the target only once it is whole."""
+    return not (cfg.cdc_strategy == "full_sync" and cfg.full_sync_mode == "replace")
+
+
+def _stop_quietly(alongside: LoadAlongside, outcome: TableOutcome) -> None:
+    """The backup failed: end the load passes (what they loaded stays); keep the backup's error."""
+    try:
+        alongside.finish(last_pass=False)
+    except Exception as exc:  # the backup's error is the table's; this one is logged
+        log.error("load alongside the extract failed", table=outcome.table, error=str(exc))
+    finally:
+        outcome.load = alongside.load.result
 
 
 def _whole(cfg: TableConfig) -> bool:
