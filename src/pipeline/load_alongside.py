@@ -44,7 +44,11 @@ class LoadAlongside:
         self._stop = threading.Event()
         self._last_pass = False
         self._idle = False
-        self._thread = threading.Thread(target=self._loop, name=f"load-{load.table_name}")
+        # A daemon: an interpreter exiting on a second Ctrl-C must not wait for a pass (its
+        # transaction is rolled back with its connection; the ledger makes a rerun exact).
+        self._thread = threading.Thread(
+            target=self._loop, name=f"load-{load.table_name}", daemon=True
+        )
 
     def start(self) -> LoadAlongside:
         """Start the thread; returns self."""
