@@ -50,7 +50,7 @@ from src.load.targets.base import (
 )
 from src.utils.faults import fault_point
 from src.utils.logging_setup import get_logger
-from src.utils.naming import IDENTIFIER_LIMITS, quote_pg_table, table_slug, target_table_name
+from src.utils.naming import IDENTIFIER_LIMITS, table_slug, target_table_name
 from src.utils.stage_keys import execution_suffix
 
 log = get_logger("load")
@@ -194,19 +194,8 @@ class TableLoad:
         For ``watermark reset --reinitialize`` of an append table: re-extracted
         rows would otherwise be appended a second time. Returns the rows deleted.
         """
-        target = quote_pg_table(self.target_schema, self.target_table)
         with self.connect() as conn:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT COUNT(*) FROM information_schema.tables "
-                    "WHERE table_schema = %s AND table_name = %s",
-                    (self.target_schema, self.target_table),
-                )
-                deleted = 0
-                if cur.fetchone()[0]:
-                    # DELETE, never TRUNCATE: TRUNCATE commits implicitly on Redshift.
-                    cur.execute(f"DELETE FROM {target}")
-                    deleted = max(int(cur.rowcount), 0)
+            deleted = self.target.delete_rows(conn)
             if self.ledger.exists(conn):
                 with conn.cursor() as cur:
                     self.ledger.forget(cur, self.run_context.scoped_name)

@@ -28,6 +28,21 @@ class TargetTable:
         self.table = table
         self.label = label  # the source table, for log lines
 
+    def delete_rows(self, conn: Any) -> int:
+        """Delete every row, in the caller's transaction; the rows deleted (0: no table)."""
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.tables "
+                "WHERE table_schema = %s AND table_name = %s",
+                (self.schema, self.table),
+            )
+            if not cur.fetchone()[0]:
+                return 0
+            # DELETE, never TRUNCATE: TRUNCATE commits implicitly on Redshift.
+            # https://docs.aws.amazon.com/redshift/latest/dg/r_TRUNCATE.html
+            cur.execute(f"DELETE FROM {quote_pg_table(self.schema, self.table)}")
+            return max(int(cur.rowcount), 0)
+
     def columns(self, cur: Any) -> dict[str, TargetColumn]:
         """The table's columns in order (empty when it does not exist)."""
         cur.execute(

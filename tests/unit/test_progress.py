@@ -33,3 +33,15 @@ def test_nothing_is_drawn_off_a_terminal() -> None:
     progress = LiveProgress(out)
     progress.update(BackupResult("shop.orders", rows=5, seconds=1.0))
     assert out.getvalue() == ""
+
+
+def test_rows_loaded_alongside_the_extract_join_the_tables_line() -> None:
+    from src.load.load_stage import LoadResult
+
+    out = FakeTty()
+    progress = LiveProgress(out)
+    progress.loaded(LoadResult("shop.orders", rows=7))  # no bar yet: nothing to join
+    progress.update(BackupResult("shop.orders", rows=50_000, seconds=1.0))
+    progress.loaded(LoadResult("shop.orders", rows=25_000))
+    assert "25,000 loaded" in out.getvalue()
+    progress.done("shop.orders")
