@@ -71,7 +71,8 @@ class LoadAlongside:
         self._last_pass = last_pass
         self._stop.set()
         self._wake.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
         if self.error is not None:
             raise self.error
         return self.load.result

@@ -175,7 +175,7 @@ def _run_table(
                 if not stored and load is not None:
                     _refuse_lost_watermark(run, load)
                 if load is not None and not options.backup_only and _overlaps(run.config):
-                    alongside = LoadAlongside(load, on_loaded).start()
+                    alongside = LoadAlongside(load, on_loaded)
                 backup = TableBackup(
                     run,
                     options.backup_options(execution_id),
@@ -184,6 +184,8 @@ def _run_table(
                     load_waiting=alongside.waiting if alongside else None,
                 )
                 try:
+                    if alongside is not None:
+                        alongside.start()
                     backup.run()
                 except BaseException:
                     if alongside is not None:
