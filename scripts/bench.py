@@ -484,7 +484,7 @@ def peer_run(
     if first:
         servers.pg_execute(*(f'DROP SCHEMA IF EXISTS "{s}" CASCADE' for s in schemas))
     command, env = peers.command(name, database, TABLE, schemas[0], first=first)
-    measured = run_measured(command, env=env, cwd=peers.home)
+    measured = run_measured(command, env=child_env() | env, cwd=peers.home)
     conn = servers.mysql(database)
     try:
         with conn.cursor() as cur:

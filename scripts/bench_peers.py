@@ -16,7 +16,6 @@ never their command lines.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -45,19 +44,18 @@ class Peers:
     def command(
         self, name: str, database: str, table: str, schema: str, *, first: bool
     ) -> tuple[list[str], dict[str, str]]:
-        """The command line and environment of one run of peer ``name``."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUP_", "AWS_"))}
+        """The command line of one run of peer ``name``, and what its environment adds."""
         if name == "dlt":
             home = self.home / "dlt"
             if first:
                 shutil.rmtree(home, ignore_errors=True)  # dlt's local pipeline state
-            env |= {
+            env = {
                 "PEER_MYSQL_URL": self.mysql_url.replace("mysql://", "mysql+pymysql://", 1),
                 "PEER_PG_URL": self.pg_url,
             }
             script = str(ROOT / "scripts" / "peer_dlt.py")
             return [str(self.python), script, database, table, schema, str(home)], env
-        env |= {
+        env = {
             "PEER_MYSQL": f"{self.mysql_url}/{database}",
             "PEER_PG": f"{self.pg_url}?sslmode=disable",
             "SLING_HOME_DIR": str(self.home / "sling"),

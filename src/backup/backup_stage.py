@@ -87,19 +87,17 @@ class TableBackup:
             with self.connections.source_endpoint(self.pipeline.source) as endpoint:
                 self._run(wm, endpoint, result)
         except BaseException as exc:
-            with self.watermarks.lock:
+            with self.watermarks.changing() as wm:
                 wm.mysql_state.finish(exc)
-                self.watermarks.write(wm)
             raise
         finally:
             result.seconds = time.perf_counter() - begin
-        with self.watermarks.lock:
+        with self.watermarks.changing() as wm:
             if self.table.cdc_strategy == "full_sync" and result.stopped_by is None:
                 # A completed full pass: the next run starts over from the first key.
                 wm.mysql_state.last_id = None
                 wm.mysql_state.last_timestamp = None
             wm.mysql_state.finish()
-            self.watermarks.write(wm)
         return result
 
     def _sweep_leftovers(self) -> None:
@@ -239,18 +237,17 @@ class TableBackup:
         def uploaded(staged: StagedFile) -> None:
             nonlocal session_rows
             session_rows += staged.rows
-            state = wm.mysql_state
             fields = state_after(staged.position)
-            with self.watermarks.lock:
-                wm.metadata.initial_pass = fields["initial_pass"]
+            with self.watermarks.changing() as doc:
+                state = doc.mysql_state
+                doc.metadata.initial_pass = fields["initial_pass"]
                 state.last_timestamp, state.last_id = fields["last_timestamp"], fields["last_id"]
                 state.last_key = fields["last_key"]
-                wm.backup_s3_files.append(staged.uri)
+                doc.backup_s3_files.append(staged.uri)
                 state.total_rows += staged.rows
                 state.last_session_rows = session_rows
                 state.last_session_files += 1
                 state.last_updated = utc_now_iso()
-                self.watermarks.write(wm)
             if self.on_staged is not None:
                 self.on_staged()
             result.files += 1

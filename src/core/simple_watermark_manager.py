@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -182,7 +183,7 @@ class SimpleWatermarkManager:
         self.guard = guard
         # The backup and the load of one table run share the document; while the
         # load runs alongside the extract (two threads), each change to it and its
-        # write happen under this lock, so neither stage's change is lost.
+        # write happen under this lock (:meth:`changing`), so neither stage's is lost.
         self.lock = threading.RLock()
         self._document: Watermark | None = None
         self._stored: bool | None = None  # whether the stage holds a document, once known
@@ -238,11 +239,22 @@ class SimpleWatermarkManager:
         document.forget_oldest_loaded()  # a document written before the list was bounded
         return document
 
+    @contextmanager
+    def changing(self) -> Iterator[Watermark]:
+        """The document to change, written when the block ends (not when it raises).
+
+        Read, change and write happen under :attr:`lock`: the one way either stage
+        changes the document while the other may be running.
+        """
+        with self.lock:
+            watermark = self.read()
+            yield watermark
+            self.write(watermark)
+
     def write(self, watermark: Watermark) -> None:
         """Replace the stored document atomically (after the guard confirms the lock).
 
-        Callers that change the document first hold :attr:`lock` around the change
-        and this write (it is re-entrant).
+        Changes go through :meth:`changing`, which calls this under :attr:`lock`.
         """
         with self.lock:
             self.check_guard()

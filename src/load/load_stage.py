@@ -153,16 +153,13 @@ class TableLoad:
                     )
                 warn_if_quarantined(wm, self.table_name, self.pipeline.name)
         except BaseException as exc:
-            with self.watermarks.lock:
-                wm = self.watermarks.read()
+            with self.watermarks.changing() as wm:
                 wm.redshift_state.finish(exc)
-                self.watermarks.write(wm)
             raise
         finally:
             result.seconds += time.perf_counter() - begin
-        with self.watermarks.lock:
+        with self.watermarks.changing() as wm:
             wm.redshift_state.finish()
-            self.watermarks.write(wm)
         return result
 
     def _nothing_staged(self, wm: Watermark, begin: float) -> LoadResult:
@@ -213,9 +210,8 @@ class TableLoad:
             table=self.table_name,
             files=len(lagging),
         )
-        with self.watermarks.lock:
+        with self.watermarks.changing() as wm:
             wm.mark_processed(lagging)
-            self.watermarks.write(wm)
         result.repaired_files += len(lagging)
 
     # ------------------------------------------------------------------ load
@@ -238,11 +234,10 @@ class TableLoad:
                     if not getattr(live[0], "closed", 0):
                         live[0].rollback()
                     corrupt = [damaged]
-            with self.watermarks.lock:
+            with self.watermarks.changing() as wm:
                 for bad in corrupt:
                     bound = position_from(self.stage, check.listed, pending, bad.uri)
                     self.quarantined.append(set_aside(wm, bad, self.table_name, bound))
-                self.watermarks.write(wm)
             gone = {bad.uri for bad in corrupt}
             pending = [u for u in pending if u not in gone]
             if replace:
@@ -252,7 +247,7 @@ class TableLoad:
         result.rows += rows
         result.files += len(refs)
         result.superseded_files += len(superseded)
-        with self.watermarks.lock:
+        with self.watermarks.changing() as wm:
             wm.mark_processed([r.uri for r in refs] + superseded)
             if replace and refs:
                 wm.quarantined_s3_files = []  # a whole newer snapshot replaced their rows
@@ -260,7 +255,6 @@ class TableLoad:
             state.total_rows += rows
             state.last_session_rows = result.rows  # this run's passes
             state.last_loaded_files = [r.uri for r in refs]
-            self.watermarks.write(wm)
         log.info("loaded", table=self.table_name, rows=rows, files=len(refs))
 
     def _replaces(self) -> bool:

@@ -87,18 +87,14 @@ class LoadAlongside:
                 stopping = self._stop.is_set()
                 if stopping and not self._last_pass:
                     return
-                if stopping or self._has_staged():
-                    self.load.run()
-                    self.passes += 1
-                    if self.on_loaded is not None:
-                        self.on_loaded(self.load.result)
+                # Woken by a staged file; a pass finding nothing left (an earlier one
+                # took it) opens no connection (TableLoad's nothing-staged path).
+                self.load.run()
+                self.passes += 1
+                if self.on_loaded is not None:
+                    self.on_loaded(self.load.result)
                 if stopping:
                     log.info("load passes", table=self.load.table_name, passes=self.passes)
                     return
         except BaseException as exc:  # raised by finish(), in the run's thread
             self.error = exc
-
-    def _has_staged(self) -> bool:
-        watermarks = self.load.watermarks
-        with watermarks.lock:
-            return bool(watermarks.read().backup_s3_files)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from src.core.simple_watermark_manager import PROCESSED_FILES_KEPT, Watermark
 
 
@@ -18,3 +20,50 @@ def test_mark_processed_moves_in_order_each_once_and_bounds_the_list() -> None:
     wm.refresh_counts()
     assert wm.mysql_state.s3_files_created == len(names) + 1
     assert "quarantined_s3_files" not in wm.document()
+
+
+def test_changes_from_two_threads_are_never_lost(tmp_path: Path) -> None:
+    """Guards SimpleWatermarkManager.changing's lock: the backup appends staged files
+    while the load alongside moves loaded ones, each a read-change-write of the list.
+
+    The sleep between reading and writing back forces the thread switch that loses
+    an update when the two are not serialised.
+    """
+    import threading
+    import time
+
+    from src.core.simple_watermark_manager import SimpleWatermarkManager
+    from src.core.stage import LocalStage
+
+    store = SimpleWatermarkManager(
+        LocalStage("local", str(tmp_path)),
+        "watermarks/t.json",
+        table_name="s:db.t",
+        target="pg",
+        cdc_strategy="id_only",
+    )
+    staged = [f"file-{n}" for n in range(60)]
+
+    def backup() -> None:
+        for uri in staged:
+            with store.changing() as wm:
+                files = list(wm.backup_s3_files)
+                time.sleep(0.001)
+                wm.backup_s3_files = [*files, uri]
+
+    def load() -> None:
+        while True:
+            with store.changing() as wm:
+                pending = list(wm.backup_s3_files)
+                time.sleep(0.001)
+                wm.mark_processed(pending)
+                if len(wm.processed_s3_files) == len(staged):
+                    return
+
+    threads = [threading.Thread(target=backup), threading.Thread(target=load, daemon=True)]
+    for thread in threads:
+        thread.start()
+    threads[0].join()
+    threads[1].join(timeout=10)
+    doc = store.refresh()
+    assert sorted(doc.processed_s3_files + doc.backup_s3_files) == sorted(staged)

@@ -114,7 +114,8 @@ class _CopyStream:
         self._stage = stage
         self._files = files
         self._binary = binary
-        self._queue: queue.Queue[pa.Buffer | BaseException | None] = queue.Queue(_QUEUE_DEPTH)
+        self._queue: queue.Queue[pa.Buffer | bytes | BaseException | None]
+        self._queue = queue.Queue(_QUEUE_DEPTH)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._produce, name="copy-data", daemon=True)
         self._chunk = memoryview(b"")
@@ -151,7 +152,7 @@ class _CopyStream:
         self._sent_any = self._sent_any or bool(out)
         return bytes(out)
 
-    def _put(self, item: pa.Buffer | BaseException | None) -> bool:
+    def _put(self, item: pa.Buffer | bytes | BaseException | None) -> bool:
         while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.2)
