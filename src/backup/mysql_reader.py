@@ -15,6 +15,13 @@ so when the Parquet writer is slower than the server it can hold up to one whole
 *query result*: measured 322 MB for an unLIMITed 2M-row SPEC §10.1 table read
 at one batch per second. Bound it with the chunk query's LIMIT, as every
 strategy does.
+
+The GIL: connectorx's stream waits for each batch inside Rust *holding* the
+GIL, so while it reads, the process's other Python threads (a load running
+alongside the extract) get ~10-25 % of their time (measured on 100,000 rows);
+its whole-result mode releases the GIL for the read (other threads ran at
+80-100 %). A query that returns at most :data:`WHOLE_READ_ROWS` rows is
+therefore read whole, on a worker thread; a bigger one streams.
 """
 
 from __future__ import annotations
@@ -26,8 +33,9 @@ import importlib.util
 import os
 import re
 import sys
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Self
 
@@ -49,6 +57,9 @@ ReaderChoice = Literal["auto", "connectorx", "pymysql"]
 # (100,000) so that encoding a batch overlaps reading the next: on the SPEC §10.1
 # table 50,000 ran ~5% faster than 100,000, with ~25 MB less peak RSS.
 DEFAULT_BATCH_SIZE = 50_000
+# The most rows connectorx reads as one whole result (GIL released, see above);
+# with the read-ahead two such results (~20 MB each on the SPEC §10.1 table) are held.
+WHOLE_READ_ROWS = 100_000
 # connectorx 0.4 (pinned) panics, through pyo3's PanicException, in two ways that matter.
 # A DATE/DATETIME value mysql_common cannot convert (a zero date):
 #   Could not retrieve `core::option::Option<chrono::naive::date::NaiveDate>`: ...
@@ -134,7 +145,9 @@ class MySQLReader(ABC):
         with self._connection().cursor() as cur:
             return str(cur.mogrify(sql, params))
 
-    def read(self, sql: str, params: Params = (), *, start: bool = False) -> BatchStream:
+    def read(
+        self, sql: str, params: Params = (), *, start: bool = False, rows: int | None = None
+    ) -> BatchStream:
         """Run ``sql`` and stream its rows as final batches of ``self.schema``.
 
         ``sql`` is always a pyformat template, even without parameters (``%%`` for a
@@ -142,12 +155,16 @@ class MySQLReader(ABC):
         Nothing is sent before the first batch is asked for, unless ``start`` is
         set and the driver can run a query beside an unfinished one (connectorx):
         then the query is sent now and its rows arrive while the caller finishes
-        the previous stream. Errors surface from the stream either way.
+        the previous stream. ``rows``: at most this many rows come back (the
+        query's LIMIT), which lets connectorx read them whole. Errors surface
+        from the stream either way.
         """
-        return BatchStream(self._raw_batches(sql, params, start), self.schema)
+        return BatchStream(self._raw_batches(sql, params, start, rows), self.schema)
 
     @abstractmethod
-    def _raw_batches(self, sql: str, params: Params, start: bool) -> Iterator[pa.RecordBatch]:
+    def _raw_batches(
+        self, sql: str, params: Params, start: bool, rows: int | None
+    ) -> Iterator[pa.RecordBatch]:
         """Raw batches in the projection's column order."""
 
     def close(self) -> None:
@@ -193,6 +210,32 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         pass  # not glibc (musl has no arenas to cap)
 
 
+class _WholeRead:
+    """One connectorx whole-result read on a worker thread (the GIL is free meanwhile)."""
+
+    def __init__(self, read: Callable[[], pa.Table]) -> None:
+        self._read = read
+        self._table: pa.Table | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="mysql-read", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._table = self._read()
+        except BaseException as exc:  # PanicException too: re-raised in the consumer
+            self._error = exc
+
+    def batches(self, size: int) -> Iterator[pa.RecordBatch]:
+        """The result's batches of at most ``size`` rows, once the read is done."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._table is not None
+        table, self._table = self._table, None  # the batches alone keep the rows alive
+        yield from table.to_batches(max_chunksize=size)
+
+
 class ConnectorxReader(MySQLReader):
     """connectorx ``arrow_stream``: the server's rows become Arrow columns in Rust.
 
@@ -212,40 +255,60 @@ class ConnectorxReader(MySQLReader):
     # connectorx's default; measured ~5% faster than "text" on the SPEC §10.1 table.
     protocol: ClassVar[Literal["text", "binary"]] = "binary"
 
-    def _raw_batches(self, sql: str, params: Params, start: bool) -> Iterator[pa.RecordBatch]:
+    def _raw_batches(
+        self, sql: str, params: Params, start: bool, rows: int | None
+    ) -> Iterator[pa.RecordBatch]:
+        whole = rows is not None and rows <= WHOLE_READ_ROWS
         # A generator body runs on the first next(): send the query before, if asked to.
         sent: Iterator[pa.RecordBatch] | BaseException | None = None
         if start:
             try:
-                sent = self._send(sql, params)  # returns once the Rust producer is running
+                sent = self._send(sql, params, whole)  # returns once the read is running
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:  # raised from the stream, like a lazy read's
                 sent = exc
-        return self._batches(sql, params, sent)
+        return self._batches(sql, params, sent, whole)
 
-    def _send(self, sql: str, params: Params) -> Iterator[pa.RecordBatch]:
+    def _send(self, sql: str, params: Params, whole: bool) -> Iterator[pa.RecordBatch]:
         import connectorx  # heavy (Rust extension): imported on first use
 
         limit_malloc_arenas()
+        url, text = self.endpoint.connectorx_url(), self.render(sql, params)
+        setup = ["SET NAMES utf8mb4", SESSION_TIME_ZONE_SQL]
+        if whole:
+            read = _WholeRead(
+                lambda: connectorx.read_sql(
+                    url,
+                    text,
+                    return_type="arrow",
+                    protocol=self.protocol,
+                    pre_execution_query=setup,
+                )
+            )
+            return read.batches(self.batch_size)
         return iter(
             connectorx.read_sql(
-                self.endpoint.connectorx_url(),
-                self.render(sql, params),
+                url,
+                text,
                 return_type="arrow_stream",
                 protocol=self.protocol,
                 batch_size=self.batch_size,
-                pre_execution_query=["SET NAMES utf8mb4", SESSION_TIME_ZONE_SQL],
+                pre_execution_query=setup,
             )
         )
 
     def _batches(
-        self, sql: str, params: Params, sent: Iterator[pa.RecordBatch] | BaseException | None
+        self,
+        sql: str,
+        params: Params,
+        sent: Iterator[pa.RecordBatch] | BaseException | None,
+        whole: bool,
     ) -> Iterator[pa.RecordBatch]:
         try:
             if isinstance(sent, BaseException):
                 raise sent
-            for batch in sent or self._send(sql, params):
+            for batch in sent or self._send(sql, params, whole):
                 if batch.num_rows:
                     yield batch
         except BaseException as exc:
@@ -285,8 +348,10 @@ class PyMySQLReader(MySQLReader):
 
     name = "pymysql"
 
-    def _raw_batches(self, sql: str, params: Params, start: bool) -> Iterator[pa.RecordBatch]:
-        # One connection, one result at a time: `start` cannot apply.
+    def _raw_batches(
+        self, sql: str, params: Params, start: bool, rows: int | None
+    ) -> Iterator[pa.RecordBatch]:
+        # One connection, one result at a time: `start` cannot apply; it always streams.
         names = [c.name for c in self.schema.columns]
         types = [pa.binary() for _ in names]  # every value arrives as bytes
         finished = False
@@ -295,10 +360,10 @@ class PyMySQLReader(MySQLReader):
             cur = conn.cursor(pymysql.cursors.SSCursor)
             cur.execute(sql, params)
             while True:
-                rows = cur.fetchmany(self.batch_size)
-                if not rows:
+                fetched = cur.fetchmany(self.batch_size)
+                if not fetched:
                     break
-                columns = list(zip(*rows, strict=True))
+                columns = list(zip(*fetched, strict=True))
                 arrays = [pa.array(col, typ) for col, typ in zip(columns, types, strict=True)]
                 yield pa.RecordBatch.from_arrays(arrays, names=names)
             finished = True

@@ -43,3 +43,32 @@ def test_the_target_fills_while_the_extract_goes_on(
     first_commit = passes[0][0].replace(tzinfo=dt.UTC).timestamp()
     last_staged = max(Path(uri).stat().st_mtime for uri in files)
     assert len(passes) >= 2 and first_commit < last_staged, (passes, last_staged)
+
+
+def test_a_big_chunk_is_read_in_several_queries_losing_no_row(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    """With a load alongside, a chunk is read by key in queries of at most 100,000 rows
+    (25,000 while the load waits), which connectorx reads with the GIL released; the
+    queries continue one another exactly (ties on the timestamp straddle their ends)."""
+    rows = 130_000
+    mysql_db.execute(
+        "CREATE TABLE parcels (id INT PRIMARY KEY, note VARCHAR(200), updated_at DATETIME(6) "
+        "NOT NULL, KEY (updated_at, id))"
+    )
+    mysql_db.execute(
+        "INSERT INTO parcels SELECT seq, CONCAT('n', seq), "
+        f"'2025-01-01' + INTERVAL (seq DIV 7) SECOND FROM seq_1_to_{rows}"
+    )
+    table = f"{mysql_db.name}.parcels"
+    config = {**HYBRID, "processing": {"batch_size": rows}}  # one chunk
+    project = make_project(tmp_path, mysql_db, {table: config}, pg=pg, backup_batch_size=rows)
+
+    def executed() -> int:
+        ((_, value),) = mysql_db.execute("SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'")
+        return int(value)
+
+    before = executed()
+    project.cli("sync", "pipeline", "-p", "p", check=True)
+    assert executed() - before >= 3  # 130,000 rows in queries of at most 100,000 (25,000 first)
+    assert target_rows(pg) == source_rows(mysql_db)

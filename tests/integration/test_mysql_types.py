@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import threading
+import time
 import tracemalloc
 import uuid
 from collections.abc import Iterator
@@ -40,6 +42,7 @@ from tests.support.pipelines import make_project
 
 READERS: list[type[MySQLReader]] = [ConnectorxReader, PyMySQLReader]
 NATIVE = "connectorx, dates native"
+WHOLE = "connectorx, read whole"  # a query with a known LIMIT: read whole on a worker thread
 F32_01 = pa.array([0.1], pa.float32())[0].as_py()  # 0.1 as MySQL's FLOAT stores it
 
 EVERY_TYPE_DDL = """
@@ -140,6 +143,7 @@ def read_all(
     where: str = "",
     params: Any = (),
     batch_size: int = 1000,
+    rows: int | None = None,
 ) -> tuple[list[pa.RecordBatch], ConversionStats]:
     """Every batch of ``SELECT <projection> FROM table [where] ORDER BY <pk>``.
 
@@ -149,13 +153,14 @@ def read_all(
     order = ", ".join(quote_mysql(c) for c in schema.primary_key) or "1"
     sql = f"SELECT {schema.select_list()} FROM {schema.sql_table()} {where} ORDER BY {order}"
     with reader_cls(endpoint(db), schema, batch_size) as reader:
-        stream = reader.read(sql, params)
+        stream = reader.read(sql, params, rows=rows)
         try:
             batches = list(stream)
         except NativeDecodeError:
             if not schema.reads_dates_natively:
                 raise
-            return read_all(reader_cls, db, schema.with_dates_as_text(), where, params, batch_size)
+            text = schema.with_dates_as_text()
+            return read_all(reader_cls, db, text, where, params, batch_size, rows)
     return batches, stream.stats
 
 
@@ -219,6 +224,8 @@ def every_type() -> Iterator[EveryType]:
         # Without the zero-date row, connectorx decodes every date natively.
         batches, _ = read_all(ConnectorxReader, db, schema, where="WHERE id <> 4", batch_size=2)
         tables[NATIVE] = pa.Table.from_batches(batches, schema.arrow_schema)
+        batches, stats[WHOLE] = read_all(ConnectorxReader, db, schema, batch_size=2, rows=10)
+        tables[WHOLE] = pa.Table.from_batches(batches, schema.arrow_schema)
         yield EveryType(db, schema, tables, stats)
 
 
@@ -232,7 +239,7 @@ def test_golden_arrow_types(every_type: EveryType) -> None:
     assert every_type.schema.arrow_schema.field("d").nullable
 
 
-@pytest.mark.parametrize("reader", [*(r.name for r in READERS), NATIVE])
+@pytest.mark.parametrize("reader", [*(r.name for r in READERS), NATIVE, WHOLE])
 @pytest.mark.parametrize("expected", [MAX_ROW, MIN_ROW, NULL_ROW], ids=["max", "min", "nulls"])
 def test_exact_values(every_type: EveryType, reader: str, expected: dict[str, Any]) -> None:
     rows = {row["id"]: row for row in every_type.batches[reader].to_pylist()}
@@ -244,7 +251,7 @@ def test_exact_values(every_type: EveryType, reader: str, expected: dict[str, An
     assert rows[expected["id"]] == want
 
 
-@pytest.mark.parametrize("reader", [r.name for r in READERS])
+@pytest.mark.parametrize("reader", [*(r.name for r in READERS), WHOLE])
 def test_zero_dates_become_null_and_are_counted(every_type: EveryType, reader: str) -> None:
     rows = {row["id"]: row for row in every_type.batches[reader].to_pylist()}
     assert all(rows[4][name] is None for name in ZERO_DATES)
@@ -276,6 +283,7 @@ def test_connectorx_ends_with_native_decode_error_on_a_zero_date(every_type: Eve
 def test_readers_produce_identical_batches_and_parquet(every_type: EveryType) -> None:
     cx, py = every_type.batches["connectorx"], every_type.batches["pymysql"]
     assert cx.equals(py, check_metadata=True)
+    assert every_type.batches[WHOLE].equals(py, check_metadata=True)
     without_zero_dates = py.filter(pc.not_equal(py["id"], 4))
     assert every_type.batches[NATIVE].equals(without_zero_dates, check_metadata=True)
     files = []
@@ -526,6 +534,41 @@ def test_streaming_in_bounded_batches(
     # Python objects never hold more than about one batch: the 200,000 rows as PyMySQL
     # tuples would take ~40 MB; streaming 10,000 at a time stays far below.
     assert python_peak < 12 * 2**20
+
+
+def test_a_bounded_connectorx_read_leaves_the_gil_to_other_threads(
+    big_table: MySQLDatabase,
+) -> None:
+    """A load alongside the extract runs while connectorx reads a query of known size.
+
+    connectorx's stream holds the GIL while it waits for a batch: with one batch
+    of 100,000 rows, a ticking thread would stall for the whole read.
+    """
+    schema = schema_of(big_table, "big")
+    sql = f"SELECT {schema.select_list()} FROM {schema.sql_table()} ORDER BY id LIMIT 100000"
+    ticks: list[float] = []
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    with ConnectorxReader(endpoint(big_table), schema, batch_size=100_000) as reader:
+        list(reader.read(sql, rows=1))  # connectorx imported, before the clock starts
+        ticker = threading.Thread(target=tick)
+        ticker.start()
+        begin = time.perf_counter()
+        try:
+            read = sum(b.num_rows for b in reader.read(sql, rows=100_000))
+        finally:
+            took = time.perf_counter() - begin
+            done.set()
+            ticker.join()
+    assert read == 100_000
+    during = [t for t in ticks if begin <= t <= begin + took]
+    gaps = [b - a for a, b in zip([begin, *during], [*during, begin + took], strict=True)]
+    assert max(gaps) < took / 2, f"the ticker stalled {max(gaps):.3f} s of a {took:.3f} s read"
 
 
 @pytest.mark.parametrize("reader_cls", READERS)
