@@ -67,8 +67,10 @@ _DATE_PANIC = re.compile(
     r"Could not retrieve `core::option::Option<chrono::naive::"
     r"(?:date::NaiveDate|datetime::NaiveDateTime)>`"
 )
-# The connection lost mid-read (server KILL, a reset, a dropped tunnel):
+# The connection lost mid-read (server KILL, a reset, a dropped tunnel): a panic from the
+# stream, a RuntimeError from a whole read:
 #   cx writer failed: Source(MySQLError(CodecError { IO error: `bytes remaining on stream' }))
+#   CodecError { IO error: `bytes remaining on stream' }
 _CONNECTION_PANIC = re.compile(r"MySQLError\((?:CodecError|IoError|DriverError)|IO error", re.I)
 # Column kinds verified through connectorx 0.4.6 with mysql_schema's projection
 # (tests/integration/test_mysql_types.py): all of them today; dates natively, and
@@ -321,8 +323,9 @@ class ConnectorxReader(MySQLReader):
         """connectorx's error as ours: a zero date, a lost connection, or a failed value.
 
         pyo3's ``PanicException`` derives from BaseException and carries only a
-        message, so the panic is matched by its type and its message. Anything
-        that is not such a panic is returned as it is.
+        message, so the panic is matched by its type and its message; a whole
+        read reports a lost connection as a ``RuntimeError``. Anything else is
+        returned as it is.
         """
         if type(exc).__name__ == "PanicException" and type(exc).__module__ == "pyo3_runtime":
             text = self.endpoint.scrub(first_line(exc))
@@ -338,8 +341,11 @@ class ConnectorxReader(MySQLReader):
                 f"table {self.schema.qualified_name}: connectorx failed on a value ({text}); "
                 "rerun with --reader pymysql"
             )
-        if isinstance(exc, RuntimeError) and "waiting for connection" in str(exc):
-            return self.endpoint.connection_error(exc)  # connectorx's pool timed out
+        if isinstance(exc, RuntimeError):
+            text = self.endpoint.scrub(first_line(exc))
+            if "waiting for connection" in text or _CONNECTION_PANIC.search(text):
+                # connectorx's pool timed out, or a whole read lost its connection
+                return self.endpoint.connection_error(RuntimeError(text))
         return exc
 
 

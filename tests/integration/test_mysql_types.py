@@ -571,6 +571,34 @@ def test_a_bounded_connectorx_read_leaves_the_gil_to_other_threads(
     assert max(gaps) < took / 2, f"the ticker stalled {max(gaps):.3f} s of a {took:.3f} s read"
 
 
+def test_a_connection_killed_during_a_whole_read_is_a_connection_error(
+    big_table: MySQLDatabase,
+) -> None:
+    """A whole read (a query of known size, on a worker thread) reports a KILL as a
+    RuntimeError, not a panic: it is exit 2 too (the chunk loop reconnects and resumes)."""
+    schema = schema_of(big_table, "big")
+    sql = (
+        f"SELECT {schema.select_list()} FROM {schema.sql_table()} "
+        "WHERE SLEEP(0.0001) = 0 ORDER BY id LIMIT 50000"
+    )
+    with ConnectorxReader(endpoint(big_table), schema) as reader:
+        stream = reader.read(sql, start=True, rows=50_000)
+        deadline = time.monotonic() + 20
+        running: list[Any] = []
+        while not running and time.monotonic() < deadline:
+            running = big_table.execute(
+                "SELECT ID FROM information_schema.PROCESSLIST "
+                "WHERE INFO LIKE %s AND ID <> CONNECTION_ID()",
+                (f"SELECT %FROM `{big_table.name}`.`big` WHERE SLEEP%",),
+            )
+        assert running, "the read's query is not running"
+        for (thread,) in running:
+            big_table.execute(f"KILL {thread}")
+        with pytest.raises(SourceConnectionError) as raised:
+            list(stream)
+    assert f"127.0.0.1:{big_table.port}" in str(raised.value)
+
+
 @pytest.mark.parametrize("reader_cls", READERS)
 def test_a_connection_killed_mid_read_is_a_connection_error_never_a_zero_date(
     big_table: MySQLDatabase, reader_cls: type[MySQLReader]
