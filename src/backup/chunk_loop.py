@@ -11,7 +11,8 @@ With a load alongside, a chunk is read in queries of at most
 :data:`ALONGSIDE_READ_ROWS` rows (:data:`EARLY_FILE_ROWS` while the load waits
 for files): connectorx reads such results whole with the GIL released, so the
 load's thread runs while the server reads (see :mod:`src.backup.mysql_reader`);
-the queries continue one another by key, exactly as chunks do. Two things keep
+the queries continue one another by key, exactly as chunks do. Without a load
+alongside, a chunk is one streamed query. Two things keep
 the loop near the speed of the server:
 
 - when a chunk's rows are all in, the next chunk's query is sent before the
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from src.backup.arrow_convert import ConversionStats
-from src.backup.mysql_reader import BatchStream, MySQLReader
+from src.backup.mysql_reader import WHOLE_READ_ROWS, BatchStream, MySQLReader
 from src.backup.parquet_sink import ParquetSink
 from src.backup.row_based import ChunkQuery, Position, Window
 from src.config.settings import RetryConfig
@@ -169,7 +170,7 @@ class ChunkLoop:
             if ahead[0] == query:
                 return ahead[2]
             ahead[2].close()
-        return self.reader.read(query.sql, query.params, rows=rows)
+        return self._read(query, rows)
 
     def _next_query(self, remaining: int) -> tuple[ChunkQuery, int]:
         """The next keyset query from ``pos``: the one sent ahead when it starts there."""
@@ -191,7 +192,13 @@ class ChunkLoop:
         after = self.strategy.position_after(batch, self.pos)
         n = self._read_rows(remaining)
         query = self.strategy.chunk_query(after, self.window, n)
-        self._ahead = (query, n, self.reader.read(query.sql, query.params, start=True, rows=n))
+        self._ahead = (query, n, self._read(query, n, start=True))
+
+    def _read(self, query: ChunkQuery, rows: int, start: bool = False) -> BatchStream:
+        # Read whole (GIL released) only while the load's thread must run meanwhile:
+        # alone, the stream is faster. A timestamp_only chunk may be bigger: it streams.
+        whole = self.load_waiting is not None and rows <= WHOLE_READ_ROWS
+        return self.reader.read(query.sql, query.params, start=start, whole=whole)
 
     def _chunk(self, limit: int, rows_before: int, stats: ConversionStats) -> int:
         """Read and write a keyset chunk query by query; return the rows read."""

@@ -42,7 +42,7 @@ from tests.support.pipelines import make_project
 
 READERS: list[type[MySQLReader]] = [ConnectorxReader, PyMySQLReader]
 NATIVE = "connectorx, dates native"
-WHOLE = "connectorx, read whole"  # a query with a known LIMIT: read whole on a worker thread
+WHOLE = "connectorx, read whole"  # whole=True: the result read whole on a worker thread
 F32_01 = pa.array([0.1], pa.float32())[0].as_py()  # 0.1 as MySQL's FLOAT stores it
 
 EVERY_TYPE_DDL = """
@@ -143,7 +143,7 @@ def read_all(
     where: str = "",
     params: Any = (),
     batch_size: int = 1000,
-    rows: int | None = None,
+    whole: bool = False,
 ) -> tuple[list[pa.RecordBatch], ConversionStats]:
     """Every batch of ``SELECT <projection> FROM table [where] ORDER BY <pk>``.
 
@@ -153,14 +153,14 @@ def read_all(
     order = ", ".join(quote_mysql(c) for c in schema.primary_key) or "1"
     sql = f"SELECT {schema.select_list()} FROM {schema.sql_table()} {where} ORDER BY {order}"
     with reader_cls(endpoint(db), schema, batch_size) as reader:
-        stream = reader.read(sql, params, rows=rows)
+        stream = reader.read(sql, params, whole=whole)
         try:
             batches = list(stream)
         except NativeDecodeError:
             if not schema.reads_dates_natively:
                 raise
             text = schema.with_dates_as_text()
-            return read_all(reader_cls, db, text, where, params, batch_size, rows)
+            return read_all(reader_cls, db, text, where, params, batch_size, whole)
     return batches, stream.stats
 
 
@@ -224,7 +224,7 @@ def every_type() -> Iterator[EveryType]:
         # Without the zero-date row, connectorx decodes every date natively.
         batches, _ = read_all(ConnectorxReader, db, schema, where="WHERE id <> 4", batch_size=2)
         tables[NATIVE] = pa.Table.from_batches(batches, schema.arrow_schema)
-        batches, stats[WHOLE] = read_all(ConnectorxReader, db, schema, batch_size=2, rows=10)
+        batches, stats[WHOLE] = read_all(ConnectorxReader, db, schema, batch_size=2, whole=True)
         tables[WHOLE] = pa.Table.from_batches(batches, schema.arrow_schema)
         yield EveryType(db, schema, tables, stats)
 
@@ -539,7 +539,7 @@ def test_streaming_in_bounded_batches(
 def test_a_bounded_connectorx_read_leaves_the_gil_to_other_threads(
     big_table: MySQLDatabase,
 ) -> None:
-    """A load alongside the extract runs while connectorx reads a query of known size.
+    """A load alongside the extract runs while connectorx reads a result whole.
 
     connectorx's stream holds the GIL while it waits for a batch: with one batch
     of 100,000 rows, a ticking thread would stall for the whole read.
@@ -555,12 +555,12 @@ def test_a_bounded_connectorx_read_leaves_the_gil_to_other_threads(
             time.sleep(0.001)
 
     with ConnectorxReader(endpoint(big_table), schema, batch_size=100_000) as reader:
-        list(reader.read(sql, rows=1))  # connectorx imported, before the clock starts
+        list(reader.read(sql, whole=True))  # connectorx imported, before the clock starts
         ticker = threading.Thread(target=tick)
         ticker.start()
         begin = time.perf_counter()
         try:
-            read = sum(b.num_rows for b in reader.read(sql, rows=100_000))
+            read = sum(b.num_rows for b in reader.read(sql, whole=True))
         finally:
             took = time.perf_counter() - begin
             done.set()
@@ -574,7 +574,7 @@ def test_a_bounded_connectorx_read_leaves_the_gil_to_other_threads(
 def test_a_connection_killed_during_a_whole_read_is_a_connection_error(
     big_table: MySQLDatabase,
 ) -> None:
-    """A whole read (a query of known size, on a worker thread) reports a KILL as a
+    """A whole read (on a worker thread) reports a KILL as a
     RuntimeError, not a panic: it is exit 2 too (the chunk loop reconnects and resumes)."""
     schema = schema_of(big_table, "big")
     sql = (
@@ -582,7 +582,7 @@ def test_a_connection_killed_during_a_whole_read_is_a_connection_error(
         "WHERE SLEEP(0.0001) = 0 ORDER BY id LIMIT 50000"
     )
     with ConnectorxReader(endpoint(big_table), schema) as reader:
-        stream = reader.read(sql, start=True, rows=50_000)
+        stream = reader.read(sql, start=True, whole=True)
         deadline = time.monotonic() + 20
         running: list[Any] = []
         while not running and time.monotonic() < deadline:
