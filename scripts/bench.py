@@ -244,17 +244,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # f. full sync, fresh stage and target; h. again, nothing new
                 full = local_project(work, "full", servers, src_db, dst, args)
                 servers.fresh_schema(dst)
+                servers.settle()
                 runs["f"].append(full.sync(table))
                 runs["h"].append(full.sync(table))
                 add_history(full, servers, dst, HISTORY_FILES)
                 runs["hh"].append(full.sync(table))
                 for name in PEER_NAMES if peers else ():
+                    servers.settle()
                     peer = peer_run(peers, servers, name, src_db, args.prefix, first=True)
                     runs[f"p1{name}"].append(peer)
+                # each incremental run starts with the servers settled (the change's
+                # dirty pages flushed), as the ones after it would
                 since = change_rows(servers, src_db, args.rows)
+                servers.settle()
                 runs["j"].append(full.sync(table))
+                servers.settle()
                 runs["jr"].append(incremental_floor(servers, work, src_db, ref, since))
                 for name in PEER_NAMES if peers else ():
+                    servers.settle()
                     peer = peer_run(peers, servers, name, src_db, args.prefix, first=False)
                     runs[f"p2{name}"].append(peer)
                 # v. verify of the loaded table: the reference pass, equal, keys only,

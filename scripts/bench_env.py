@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
@@ -141,6 +142,28 @@ class Servers:
             f"postgresql://{quote(self.pg_user)}:{password}@{self.pg_host}:{self.pg_port}/"
             + quote(self.pg_database)
         )
+
+    def settle(self, timeout: float = 60.0) -> None:
+        """Let both servers finish what earlier writes left them before a timed run.
+
+        Right after the j change MariaDB still flushes ~100 MB of dirty pages for
+        ~4 s (and the peers' first syncs leave PostgreSQL a checkpoint to write): a
+        run started then competes with it while the runs after it do not.
+        """
+        # CHECKPOINT needs a superuser (or pg_checkpoint); without, settle MariaDB only
+        with contextlib.suppress(psycopg2.Error):
+            self.pg_execute("CHECKPOINT")
+        conn = self.mysql()
+        try:
+            deadline = time.monotonic() + timeout
+            with conn.cursor() as cur:
+                while time.monotonic() < deadline:
+                    cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
+                    if int(cur.fetchone()[1]) <= 100:
+                        break
+                    time.sleep(0.25)
+        finally:
+            conn.close()
 
     def fresh_schema(self, schema: str) -> None:
         self.pg_execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE', f'CREATE SCHEMA "{schema}"')
