@@ -48,7 +48,6 @@ from src.core.connections import SESSION_TIME_ZONE_SQL, MySQLEndpoint
 from src.core.driver_errors import connection_failed
 from src.core.table_schema import TableSchema
 from src.errors import DataError, NativeDecodeError, first_line
-from src.utils.malloc_tuning import tune_malloc
 
 Params = Sequence[Any] | Mapping[str, Any]
 ReaderChoice = Literal["auto", "connectorx", "pymysql"]
@@ -252,7 +251,6 @@ class ConnectorxReader(MySQLReader):
     def _send(self, sql: str, params: Params, whole: bool) -> Iterator[pa.RecordBatch]:
         import connectorx  # heavy (Rust extension): imported on first use
 
-        tune_malloc()
         url, text = self.endpoint.connectorx_url(), self.render(sql, params)
         setup = ["SET NAMES utf8mb4", SESSION_TIME_ZONE_SQL]
         if whole:

@@ -21,6 +21,7 @@ from src.cli.sync_cmd import sync_group
 from src.cli.verify_cmd import verify
 from src.cli.watermark_cmd import watermark_group
 from src.errors import EXIT_INTERRUPTED, BackupError
+from src.utils.memory import tune_malloc
 
 
 class _Boundary(click.Group):
@@ -34,6 +35,7 @@ class _Boundary(click.Group):
         """Run the command line and exit with the right code (never returns)."""
         kwargs["standalone_mode"] = False
         sys.excepthook = _printed_by_native_code
+        tune_malloc()  # process-wide, before any thread: see the module
         try:
             self._run(*args, **kwargs)
         finally:

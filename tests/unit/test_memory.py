@@ -1,22 +1,27 @@
-"""tune_malloc: freed native buffers go back to the OS instead of staying in glibc's heap."""
+"""tune_malloc, run as the command line starts: freed native buffers go back to the OS
+instead of staying in glibc's heap."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from src.utils.malloc_tuning import MMAP_THRESHOLD
+from src.utils.memory import MMAP_THRESHOLD
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # In a fresh process: free one 1 MiB block (glibc's moving threshold then rises past
 # it), then allocate 100 such blocks, each touched and followed by a 64 KiB one that
 # stays; free the big ones and print how much RSS they still hold.
 _PROBE = """
-import ctypes, sys
-from src.utils.malloc_tuning import tune_malloc
-if sys.argv[1] == "tuned":
-    tune_malloc()
+import contextlib, ctypes, io, sys
+if sys.argv[1] == "cli":  # the command line started (and ended) in this process
+    from src.cli.main import cli
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        cli.main(["--help"])
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
@@ -42,7 +47,7 @@ print(rss() - before)
 
 def _kept_mb(mode: str) -> int:
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True, cwd=ROOT
     )
     return int(out.stdout)
 
@@ -50,7 +55,7 @@ def _kept_mb(mode: str) -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 def test_freed_big_buffers_leave_the_process() -> None:
     assert MMAP_THRESHOLD < 1 << 20
-    untuned, tuned = _kept_mb("default"), _kept_mb("tuned")
+    untuned, tuned = _kept_mb("default"), _kept_mb("cli")
     # The control: with glibc's moving threshold the 100 MiB freed stay resident.
     assert untuned >= 80, f"without tuning only {untuned} MB stayed: the probe shows nothing"
     assert tuned <= 10, f"{tuned} MB of freed buffers stayed in the heap"
