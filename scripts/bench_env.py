@@ -143,25 +143,36 @@ class Servers:
             + quote(self.pg_database)
         )
 
-    def settle(self, timeout: float = 60.0) -> None:
+    def settle(self, timeout: float = 30.0) -> None:
         """Let both servers finish what earlier writes left them before a timed run.
 
-        Right after the j change MariaDB still flushes ~100 MB of dirty pages for
-        ~4 s (and the peers' first syncs leave PostgreSQL a checkpoint to write): a
-        run started then competes with it while the runs after it do not.
+        Right after the j change MariaDB holds ~100 MB of dirty pages (and the
+        peers' first syncs leave PostgreSQL a checkpoint to write): a run started
+        then competes with their flushing while the runs after it do not. MariaDB
+        10.5+ with ``innodb_max_dirty_pages_pct_lwm = 0`` (Debian's default) does
+        not flush an idle buffer pool at all, so waiting alone can wait forever:
+        ``innodb_max_dirty_pages_pct = 0`` makes its page cleaner flush them now,
+        and the old value is put back. The wait ends when at most 100 pages are
+        dirty, when the count stops falling for 2 s, or after ``timeout``.
         """
         # CHECKPOINT needs a superuser (or pg_checkpoint); without, settle MariaDB only
         with contextlib.suppress(psycopg2.Error):
             self.pg_execute("CHECKPOINT")
         conn = self.mysql()
         try:
-            deadline = time.monotonic() + timeout
             with conn.cursor() as cur:
-                while time.monotonic() < deadline:
-                    cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
-                    if int(cur.fetchone()[1]) <= 100:
-                        break
-                    time.sleep(0.25)
+                cur.execute("SELECT @@GLOBAL.innodb_max_dirty_pages_pct")
+                saved = cur.fetchone()[0]
+                forced = True
+                try:
+                    cur.execute("SET GLOBAL innodb_max_dirty_pages_pct = 0")
+                except pymysql.err.MySQLError:  # no privilege: wait for what it flushes
+                    forced = False
+                try:
+                    _wait_flushed(cur, timeout)
+                finally:
+                    if forced:
+                        cur.execute("SET GLOBAL innodb_max_dirty_pages_pct = %s", (saved,))
         finally:
             conn.close()
 
@@ -226,3 +237,19 @@ def ensure_table(servers: Servers, database: str, rows: int) -> str:
 def child_env() -> dict[str, str]:
     """The environment for product children: no BACKUP_* or AWS_* leaking in."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("BACKUP_", "AWS_"))}
+
+
+def _wait_flushed(cur: Any, timeout: float) -> None:
+    """Until MariaDB has at most 100 dirty pages, their count stalls for 2 s, or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    best, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        cur.execute("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
+        dirty = int(cur.fetchone()[1])
+        if dirty <= 100:
+            return
+        if best is None or dirty < best:
+            best, since = dirty, time.monotonic()
+        elif time.monotonic() - since > 2.0:
+            return  # not falling: something keeps writing, or nothing flushes
+        time.sleep(0.1)
