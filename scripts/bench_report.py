@@ -188,7 +188,7 @@ def result_rows(
     d = statistics.median(r.seconds for r in runs["d"])
     rows = [
         timed_row("a. `mysql --quick` > /dev/null (reference)", runs["a"], None, None, ""),
-        timed_row("b. backup stage → local stage", runs["b"], a, 1.5, "≤ 1.5× a"),
+        timed_row("b. backup stage → local stage", runs["b"], a, 1.3, "≤ 1.3× a"),
         *(
             timed_row(
                 f"b. backup stage → local stage, chunks of {c:,}", runs[f"b{c}"], a, 1.3, "≤ 1.3× a"
@@ -197,13 +197,13 @@ def result_rows(
         ),
     ]
     if runs["c"]:
-        rows.append(timed_row("c. backup stage → S3 API (moto)", runs["c"], a, 1.5, "≤ 1.5× a"))
+        rows.append(timed_row("c. backup stage → S3 API (moto)", runs["c"], a, 1.3, "≤ 1.3× a"))
     else:
         rows.append(Row("c. backup stage → S3 API (moto)", None, goal="skipped (--skip-s3)"))
     rows += [
         timed_row("d. `psql \\copy` of the CSV (reference)", runs["d"], None, None, ""),
-        timed_row("e. load stage (`--redshift-only`)", runs["e"], d, 1.5, "≤ 1.5× d"),
-        timed_row("f. full `sync pipeline`", runs["f"], a + d, 1.5, "≤ 1.5× (a + d)"),
+        timed_row("e. load stage (`--redshift-only`)", runs["e"], d, 1.2, "≤ 1.2× d"),
+        timed_row("f. full `sync pipeline`", runs["f"], a + d, 1.15, "≤ 1.15× (a + d)"),
     ]
     full_peak = max(r.peak_mb for r in runs["f"])
     rows.append(
@@ -227,7 +227,7 @@ def result_rows(
             )
         )
     rows.append(
-        timed_row("h. incremental run, nothing new", runs["h"], None, None, "≤ 2 s", absolute=2.0)
+        timed_row("h. incremental run, nothing new", runs["h"], None, None, "≤ 1 s", absolute=1.0)
     )
     rows.append(
         timed_row(
@@ -246,8 +246,8 @@ def result_rows(
                 memory_again,
                 None,
                 None,
-                "≤ 2 s",
-                absolute=2.0,
+                "≤ 1 s",
+                absolute=1.0,
             )
         )
     rows += [

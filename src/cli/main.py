@@ -6,8 +6,11 @@ leaves as one ``Error: …`` line on stderr with its exit code (README.md lists 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
 import sys
+import threading
 import traceback
 from typing import Any
 
@@ -131,5 +134,34 @@ cli.add_command(s3clean_group)
 cli.add_command(verify)
 
 
+def run() -> None:
+    """The program's entry point (``python -m src.cli.main``, the ``s3-backup`` script).
+
+    The command line, then a quick exit: once the command has ended and no
+    other non-daemon thread runs, the exit handlers run, the output is
+    flushed, and the process leaves without Python's teardown of every module
+    (70-90 ms with pyarrow, connectorx and pydantic loaded: a fifth of the run
+    of a table with nothing new). In-process callers (tests, Airflow) use
+    :data:`cli` and keep the normal exit.
+    """
+    try:
+        cli()
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:  # Python's rule for a message: printed, exit 1
+            print(exc.code, file=sys.stderr)
+            code = 1
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if any(t.is_alive() and not t.daemon for t in others):
+        sys.exit(code)  # the interpreter waits for them, as always
+    atexit._run_exitfuncs()  # logging's flush and close, temp-file finalizers, ...
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    cli()
+    run()

@@ -63,7 +63,10 @@ class TargetTable:
         existing = self.columns(cur)
         if not existing:
             pk = self.writer.primary_key(schema)
-            return [self.dialect.create_table_sql(self.schema, self.table, schema, pk)]
+            merges = self.writer.write_mode(pk) == "merge"
+            return [
+                self.dialect.create_table_sql(self.schema, self.table, schema, pk, merges=merges)
+            ]
         target = quote_pg_table(self.schema, self.table)
 
         def has_rows() -> bool:

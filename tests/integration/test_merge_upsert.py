@@ -13,11 +13,11 @@ from tests.support.pipelines import Project, make_project
 REFUSED = "upsert refused; merging by delete and insert"
 
 
-def row_changes(pg: PgSchema) -> tuple[int, int]:
-    """(rows updated, rows deleted) in the target table since it was created."""
+def row_changes(pg: PgSchema, kind: str = "n_tup_del") -> tuple[int, int]:
+    """(rows updated, rows deleted — or ``kind``) in the target table since it was created."""
     for _ in range(50):  # a finished backend's counters reach the shared stats at its exit
         found = pg.execute(
-            "SELECT n_tup_upd, n_tup_del, n_tup_ins FROM pg_stat_user_tables "
+            f"SELECT n_tup_upd, {kind}, n_tup_ins FROM pg_stat_user_tables "
             "WHERE schemaname = %s AND relname = 'parcels'",
             (pg.name,),
         )
@@ -25,6 +25,16 @@ def row_changes(pg: PgSchema) -> tuple[int, int]:
             return int(found[0][0]), int(found[0][1])
         time.sleep(0.1)
     raise AssertionError("no statistics for the target table")
+
+
+def reloptions(pg: PgSchema) -> list[str] | None:
+    """The target table's storage options (``None``: the defaults)."""
+    found = pg.execute(
+        "SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = 'parcels'",
+        (pg.name,),
+    )
+    return found[0][0]
 
 
 def synced(tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema) -> tuple[str, Project]:
@@ -82,3 +92,29 @@ def test_a_target_without_a_unique_key_is_merged_by_delete_and_insert(
     out = project.cli("sync", "pipeline", "-p", "p", check=True)
     assert REFUSED in out.stderr  # no constraint for ON CONFLICT (id)
     assert target_rows(pg) == source_rows(mysql_db)  # and no key twice
+
+
+def test_a_merged_table_keeps_room_on_its_pages_for_the_updates(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    # MERGE_FILLFACTOR: the table the load creates leaves 10 % of each page free, so an
+    # upserted row's new version stays on its page (a HOT update: no new index entry).
+    _, project = synced(tmp_path, mysql_db, pg)
+    assert reloptions(pg) == ["fillfactor=90"]
+    mysql_db.execute(
+        "UPDATE parcels SET note = CONCAT(REPEAT('u', 160), id), "  # longer: no page's
+        "updated_at = updated_at + INTERVAL 1 YEAR WHERE id % 20 = 7"  # slack holds it
+    )
+    project.cli("sync", "pipeline", "-p", "p", check=True)
+    assert target_rows(pg) == source_rows(mysql_db)
+    assert row_changes(pg, "n_tup_hot_upd") == (50, 50)
+
+
+def test_an_appended_table_keeps_the_default_fill(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    table = parcels(mysql_db, 100)
+    project = make_project(tmp_path, mysql_db, {table: {**HYBRID, "write_mode": "append"}}, pg=pg)
+    project.cli("sync", "pipeline", "-p", "p", check=True)
+    assert target_rows(pg) == source_rows(mysql_db)
+    assert reloptions(pg) is None

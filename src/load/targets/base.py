@@ -136,14 +136,22 @@ class TargetDialect(ABC):
     def column_type(self, col: ColumnSpec) -> str:
         """The target type of a source column (SPEC §7)."""
 
-    def table_options(self, schema: TableSchema, source_table: str) -> str:
-        """Clauses after the column list of CREATE TABLE (Redshift: DISTSTYLE/SORTKEY)."""
+    def table_options(self, schema: TableSchema, source_table: str, *, merges: bool) -> str:
+        """Clauses after the column list of CREATE TABLE (Redshift: DISTSTYLE/SORTKEY;
+        PostgreSQL: room for updates in a table that ``merges`` by key)."""
         return ""
 
     def create_table_sql(
-        self, target_schema: str, table: str, schema: TableSchema, pk: list[str]
+        self,
+        target_schema: str,
+        table: str,
+        schema: TableSchema,
+        pk: list[str],
+        *,
+        merges: bool = False,
     ) -> str:
-        """``CREATE TABLE IF NOT EXISTS`` from the staged schema."""
+        """``CREATE TABLE IF NOT EXISTS`` from the staged schema (``merges``: its loads
+        update rows by key, not only insert)."""
         cols = [
             f"{quote_pg(c.target_name)} {self.column_type(c)}" + ("" if c.nullable else " NOT NULL")
             for c in schema.columns
@@ -151,7 +159,7 @@ class TargetDialect(ABC):
         if pk:
             cols.append(f"PRIMARY KEY ({', '.join(quote_pg(k) for k in pk)})")
         body = ",\n  ".join(cols)
-        extra = self.table_options(schema, f"{schema.schema}.{schema.table}")
+        extra = self.table_options(schema, f"{schema.schema}.{schema.table}", merges=merges)
         return (
             f"CREATE TABLE IF NOT EXISTS {quote_pg_table(target_schema, table)} (\n  {body}\n)"
             + (f" {extra}" if extra else "")

@@ -30,6 +30,12 @@ from src.utils.memory import release_memory
 from src.utils.naming import quote_pg
 
 _BOUNDED_STRINGS = ("char", "varchar", "enum", "set", "time")
+# Pages of a table that merges keep this percentage for the rows' new versions, so an
+# update stays on its page (a HOT update: no new index entry, less WAL). Measured on the
+# SPEC §10.1 table, 25,000 of 2M rows upserted after a checkpoint: 194 ms and 69 MB of
+# WAL at 90 against 249 ms and 86 MB at 100 (the default), for 11 % more pages.
+# https://www.postgresql.org/docs/current/storage-hot.html
+MERGE_FILLFACTOR = 90
 
 
 class PostgresDialect(TargetDialect):
@@ -50,6 +56,10 @@ class PostgresDialect(TargetDialect):
         https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT
         """
         return getattr(exc, "pgcode", None) in ("21000", "42P10")
+
+    def table_options(self, schema: TableSchema, source_table: str, *, merges: bool) -> str:
+        """``WITH (fillfactor = 90)`` for a table that merges (see MERGE_FILLFACTOR)."""
+        return f"WITH (fillfactor = {MERGE_FILLFACTOR})" if merges else ""
 
     def column_type(self, col: ColumnSpec) -> str:
         """SPEC §7's PostgreSQL column."""

@@ -117,7 +117,7 @@ class RedshiftDialect(TargetDialect):
         """
         return column
 
-    def table_options(self, schema: TableSchema, source_table: str) -> str:
+    def table_options(self, schema: TableSchema, source_table: str, *, merges: bool) -> str:
         """DISTSTYLE / DISTKEY / SORTKEY from redshift_keys.json (AUTO by default)."""
         names = [c.target_name for c in schema.columns]
         return table_keys(self.keys, source_table, names).clauses()
