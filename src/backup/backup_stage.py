@@ -275,6 +275,7 @@ class TableBackup:
                 schema_json=schema.to_json(),
                 on_uploaded=uploaded,
                 footer_position=lambda position: json.dumps(state_after(position)),
+                statistics_columns=_key_columns(strategy),
             ) as sink,
         ):
             result.reader = reader.name
@@ -358,3 +359,9 @@ def _shown(value: Any) -> str:
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ", timespec="microseconds")
     return str(value)
+
+
+def _key_columns(strategy: RowBasedBackupStrategy) -> list[str]:
+    """Target names of the table's cursor and primary-key columns, once each."""
+    names = [strategy.ts_col, strategy.id_col, *strategy.primary_key]
+    return list(dict.fromkeys(strategy.schema.column(n).target_name for n in names if n))

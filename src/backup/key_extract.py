@@ -89,6 +89,7 @@ def extract_by_key(
             schema_json=schema.to_json(),
             on_uploaded=uploaded,
             footer_position=lambda _: position,
+            statistics_columns=[schema.column(c).target_name for c in key_columns],
         ) as sink,
     ):
         for batch_keys in _batches(keys, _KEYS_PER_QUERY):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -66,8 +66,11 @@ class ParquetSink:
         schema_json: str,
         on_uploaded: Callable[[StagedFile], None],
         footer_position: Callable[[Any], str] | None = None,
+        statistics_columns: Sequence[str] = (),
     ) -> None:
+        """``statistics_columns``: the columns whose min/max each row group records."""
         self.stage = stage
+        self.statistics_columns = list(statistics_columns)
         self.footer_position = footer_position
         self.schema = schema.with_metadata({SCHEMA_METADATA_KEY: schema_json.encode()})
         self.compression = None if compression == "none" else compression
@@ -171,7 +174,10 @@ class ParquetSink:
             coerce_timestamps="us",
             allow_truncated_timestamps=False,
             use_dictionary=False,  # measured: half the write time, smaller files (§10 table)
-            write_statistics=True,
+            # Min/max of the cursor and key columns only (what a reader looking for a row
+            # uses): those of the text columns were a quarter of the encoding, 0.40 ->
+            # 0.33 s for the 2M rows of the §10 table.
+            write_statistics=self.statistics_columns or False,
         )
 
     def _upload(self, path: str, key: str, rows: int, position: Any) -> None:

@@ -174,6 +174,11 @@ def test_max_chunks_and_rows_per_file(tmp_path: Path, mysql_db: MySQLDatabase) -
     sizes = [pq.ParquetFile(uri).metadata.num_rows for uri in wm["backup_s3_files"]]
     assert max(sizes) <= 250
     assert sum(sizes) == 1000
+    # Row groups record the min/max of the key column only (the others cost encoding time).
+    group = pq.ParquetFile(wm["backup_s3_files"][0]).metadata.row_group(0)
+    stats = {group.column(i).path_in_schema: group.column(i).is_stats_set for i in range(3)}
+    assert stats == {"id": True, "updated_at": False, "v": False}
+    assert group.column(0).statistics.min == 1
 
 
 def test_null_cursor_rows_warn_or_fail(tmp_path: Path, mysql_db: MySQLDatabase) -> None:
