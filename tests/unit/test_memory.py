@@ -12,10 +12,11 @@ import pytest
 from src.utils.memory import MMAP_THRESHOLD
 
 ROOT = Path(__file__).resolve().parents[2]
+BLOCK = 2 * MMAP_THRESHOLD
 
-# In a fresh process: free one 1 MiB block (glibc's moving threshold then rises past
-# it), then allocate 100 such blocks, each touched and followed by a 64 KiB one that
-# stays; free the big ones and print how much RSS they still hold.
+# In a fresh process: free one block of twice the threshold (glibc's moving threshold
+# then rises past it), then allocate 20 such blocks, each touched and followed by a
+# 64 KiB one that stays; free the big ones and print how much RSS they still hold.
 _PROBE = """
 import contextlib, ctypes, io, sys
 if sys.argv[1] == "cli":  # the command line started (and ended) in this process
@@ -29,13 +30,13 @@ def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) // 1024
-size = 1 << 20
+size = int(sys.argv[2])
 first = libc.malloc(size)
 ctypes.memset(first, 1, size)
 libc.free(first)
 before = rss()
 blocks, pins = [], []
-for _ in range(100):
+for _ in range(20):
     blocks.append(libc.malloc(size))
     ctypes.memset(blocks[-1], 1, size)
     pins.append(libc.malloc(65536))
@@ -47,15 +48,21 @@ print(rss() - before)
 
 def _kept_mb(mode: str) -> int:
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True, cwd=ROOT
+        [sys.executable, "-c", _PROBE, mode, str(BLOCK)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     return int(out.stdout)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 def test_freed_big_buffers_leave_the_process() -> None:
-    assert MMAP_THRESHOLD < 1 << 20
     untuned, tuned = _kept_mb("default"), _kept_mb("cli")
-    # The control: with glibc's moving threshold the 100 MiB freed stay resident.
-    assert untuned >= 80, f"without tuning only {untuned} MB stayed: the probe shows nothing"
-    assert tuned <= 10, f"{tuned} MB of freed buffers stayed in the heap"
+    freed = 20 * BLOCK >> 20
+    # The control: with glibc's moving threshold the blocks freed stay resident.
+    assert untuned >= 0.8 * freed, (
+        f"without tuning only {untuned} MB stayed: the probe shows nothing"
+    )
+    assert tuned <= 0.1 * freed, f"{tuned} MB of freed buffers stayed in the heap"
