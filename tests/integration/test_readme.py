@@ -52,6 +52,6 @@ def test_readme_soak_command_is_the_one_ci_runs() -> None:
 
 def test_readme_fault_soak_command_is_the_one_ci_runs() -> None:
     text = (ROOT / "README.md").read_text()
-    assert "tests.soak.fault_harness --faults 20 --rows 100000" in text
+    assert "tests.soak.fault_harness --faults 12 --rows 50000" in text
     harness_test = (ROOT / "tests" / "integration" / "test_fault_harness.py").read_text()
-    assert '"tests.soak.fault_harness", "--faults", "20", "--rows", "100000"' in harness_test
+    assert '"tests.soak.fault_harness", "--faults", "12", "--rows", "50000"' in harness_test
