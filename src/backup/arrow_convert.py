@@ -260,6 +260,25 @@ def _bit_int(col: _Column) -> pa.Array:
     return unsigned.cast(pa.int64())
 
 
+def _scaled(col: _Column) -> pa.Array:
+    """A DECIMAL read as the BIGINT of its digits (``select_as: scaled``), as the decimal.
+
+    Arrow casts an int64 to a decimal of 19 digits at least; the column type bounds
+    the digits, so the same 16-byte values are then viewed at the column's precision
+    and scale (``1234567`` of a DECIMAL(10,3) is 1234.567).
+    """
+    arr = col.values
+    if not pa.types.is_integer(arr.type):
+        arr = as_string(arr)  # PyMySQL's text of the integer
+    try:
+        ints = arr.cast(pa.int64())
+    except pa.ArrowInvalid:
+        bad = _first_unparsable(arr, pa.int64())
+        problem = f"{arr[bad].as_py()!r} is not the integer of a {col.spec.column_type}"
+        raise col.error(bad, problem, "check the column type in MySQL") from None
+    return ints.cast(pa.decimal128(19, 0)).view(col.spec.arrow_type)
+
+
 def _cast(col: _Column) -> pa.Array:
     arr = col.values
     if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
@@ -291,6 +310,8 @@ def convert_column(
         return _binary(col)
     if kind == "bit_int":
         return _bit_int(col)
+    if col.spec.select_as == "scaled":
+        return _scaled(col)
     return _cast(col)
 
 

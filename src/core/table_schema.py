@@ -27,7 +27,7 @@ POSITION_METADATA_KEY = b"s3_backup.watermark_position"
 ColumnKind = Literal[
     "integer",  # int16/int32/int64; also YEAR
     "unsigned_bigint",  # BIGINT UNSIGNED -> decimal128(20, 0)
-    "decimal",  # DECIMAL(p<=38, s) read as text
+    "decimal",  # DECIMAL(p<=38, s) read as its unscaled BIGINT (p<=18) or as text
     "decimal_text",  # DECIMAL(p>38) kept as text (policy decimal_overflow: varchar)
     "float",  # FLOAT read as DOUBLE -> float32
     "double",
@@ -40,7 +40,7 @@ ColumnKind = Literal[
     "time",  # TIME kept as MySQL's own text [-]HHH:MM:SS[.ffffff]
     "binary",
 ]
-SelectAs = Literal["column", "text", "int", "wkt", "double"]
+SelectAs = Literal["column", "text", "int", "wkt", "double", "scaled"]
 TEMPORAL_KINDS: frozenset[str] = frozenset({"date", "datetime", "timestamp"})
 
 
@@ -102,6 +102,9 @@ class ColumnSpec:
             # FLOAT's text form has 6 significant digits (123456789 -> "123457000"):
             # https://dev.mysql.com/doc/refman/8.0/en/problems-with-float.html
             "double": f"CAST({quoted} AS DOUBLE)",
+            # A DECIMAL(p <= 18, s) as the BIGINT of its digits (exact: the product has
+            # no fraction): an integer travels and converts much faster than its text.
+            "scaled": f"CAST({quoted} * {10 ** _scale(self.arrow_type)} AS SIGNED)",
         }[self.select_as]
         return f"{expr} AS {quoted}"
 
@@ -257,3 +260,8 @@ def arrow_type_from_name(name: str) -> pa.DataType:
     if match:
         return pa.decimal128(int(match[1]), int(match[2]))
     raise DataError(f"staged table schema has an unknown Arrow type {name!r}")
+
+
+def _scale(arrow_type: pa.DataType) -> int:
+    """The scale of a decimal type (0 for any other)."""
+    return int(getattr(arrow_type, "scale", 0))

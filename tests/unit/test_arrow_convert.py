@@ -217,6 +217,28 @@ def test_integer_overflow_is_a_data_error() -> None:
         convert_batch(batch, table(spec("n", "integer", pa.int16())))
 
 
+@pytest.mark.parametrize("pymysql_like", [False, True])
+def test_a_scaled_decimal_becomes_the_decimal_of_its_digits(pymysql_like: bool) -> None:
+    # DECIMAL(18,4) read as CAST(x * 10000 AS SIGNED): the BIGINT of its digits.
+    digits = [999_999_999_999_999_999, -999_999_999_999_999_999, None]
+    column = as_bytes(digits) if pymysql_like else pa.array(digits, pa.int64())
+    d18 = spec("d", "decimal", pa.decimal128(18, 4), select_as="scaled")
+    batch, _ = convert_batch(raw(IDS, column), table(d18))
+    assert batch.schema.field("d").type == pa.decimal128(18, 4)
+    assert batch.column(1).to_pylist() == [
+        Decimal("99999999999999.9999"),
+        Decimal("-99999999999999.9999"),
+        None,
+    ]
+    assert d18.select_expr() == "CAST(`d` * 10000 AS SIGNED) AS `d`"
+
+
+def test_a_scaled_decimal_that_is_no_integer_is_a_data_error() -> None:
+    d5 = spec("d", "decimal", pa.decimal128(5, 2), select_as="scaled", column_type="decimal(5,2)")
+    with pytest.raises(DataError, match=r"id=2: '1.5' is not the integer of a decimal\(5,2\)"):
+        convert_batch(raw(IDS, as_bytes([1, "1.5", None])), table(d5))
+
+
 def test_row_key_without_primary_key_and_with_a_compound_one() -> None:
     schema = table(spec("code", "string", pa.string()), pk=())
     batch = raw(IDS, pa.array(["a", "b", "c"]))
