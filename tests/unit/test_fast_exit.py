@@ -65,3 +65,14 @@ def test_a_running_non_daemon_thread_is_waited_for(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "m.thread").read_text() == "done"
     assert (tmp_path / "m.atexit").read_text() == "ran"
+
+
+def test_the_console_script_is_the_same_entry_point() -> None:
+    script = Path(sys.executable).parent / "s3-backup"  # installed by pip install -e .
+    if not script.exists():
+        pytest.skip("the s3-backup console script is not installed in this environment")
+    assert "from src.cli.main import run" in script.read_text()
+    ok = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "Usage:" in ok.stdout
+    bad = subprocess.run([str(script), "no-such-command"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "No such command" in bad.stderr
