@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import os
 import shutil
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from src.errors import StageError
-from src.utils.atomic import atomic_write
+from src.utils.atomic import atomic_link, atomic_write
 from src.utils.faults import fault_point
 
 # AWS caps ListObjectsV2 pages and DeleteObjects batches at 1000 keys.
@@ -137,33 +136,19 @@ class LocalStage:
             handle.write(data[half:])
 
     def put_file(self, key: str, path: str) -> None:
-        """Bring a local file in atomically: a temp name, fsync, rename.
+        """Bring a local file in atomically (temp name, fsync, rename).
 
-        The temp name is a hard link to ``path`` when both lie on one file system
-        (a scratch directory beside the stage): nothing is copied, where a copy
-        read and wrote every byte again (64 MB for the 2M-row benchmark table).
-        Elsewhere (a tmpfs ``/tmp``) the file is copied.
+        Hard-linked when ``path`` lies on the stage's file system (a scratch
+        directory beside it): nothing is copied, where a copy read and wrote every
+        byte again (64 MB for the 2M-row benchmark table). Elsewhere (a tmpfs
+        ``/tmp``) copied.
         """
         target = self._path(key)
         with self._os_errors("write", key):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
-            try:
-                os.link(path, tmp)
-            except OSError:  # another file system (EXDEV), or no hard links there
-                with atomic_write(target) as out, open(path, "rb") as src:
-                    shutil.copyfileobj(src, out, 4 * 1024 * 1024)
+            if atomic_link(Path(path), target):
                 return
-            try:
-                fd = os.open(tmp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                os.replace(tmp, target)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            with atomic_write(target) as out, open(path, "rb") as src:
+                shutil.copyfileobj(src, out, 4 * 1024 * 1024)
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """O_EXCL create: exactly one of several racing creators wins."""

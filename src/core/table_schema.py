@@ -93,6 +93,10 @@ class ColumnSpec:
         quoted = quote_mysql(self.name)
         if self.select_as == "column":
             return quoted
+        if self.select_as == "scaled":
+            # A DECIMAL(p <= 18, s) as the BIGINT of its digits (exact: the product has
+            # no fraction): an integer travels and converts much faster than its text.
+            return f"CAST({quoted} * {10**self.arrow_type.scale} AS SIGNED) AS {quoted}"
         # CAST ... AS CHAR converts to the connection charset (utf8mb4) and, for
         # TIMESTAMP, to the session time zone: https://mariadb.com/kb/en/cast/
         expr = {
@@ -102,9 +106,6 @@ class ColumnSpec:
             # FLOAT's text form has 6 significant digits (123456789 -> "123457000"):
             # https://dev.mysql.com/doc/refman/8.0/en/problems-with-float.html
             "double": f"CAST({quoted} AS DOUBLE)",
-            # A DECIMAL(p <= 18, s) as the BIGINT of its digits (exact: the product has
-            # no fraction): an integer travels and converts much faster than its text.
-            "scaled": f"CAST({quoted} * {10 ** _scale(self.arrow_type)} AS SIGNED)",
         }[self.select_as]
         return f"{expr} AS {quoted}"
 
@@ -260,8 +261,3 @@ def arrow_type_from_name(name: str) -> pa.DataType:
     if match:
         return pa.decimal128(int(match[1]), int(match[2]))
     raise DataError(f"staged table schema has an unknown Arrow type {name!r}")
-
-
-def _scale(arrow_type: pa.DataType) -> int:
-    """The scale of a decimal type (0 for any other)."""
-    return int(getattr(arrow_type, "scale", 0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,3 +30,29 @@ def atomic_write(target: Path, prefix: str = ".tmp-") -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_link(source: Path, target: Path, prefix: str = ".tmp-") -> bool:
+    """Give ``source``'s file the name ``target`` too, atomically and without a copy.
+
+    A hard link under a temp name beside ``target``, fsync, rename: readers see
+    the old file or the whole new one. False, and nothing done, when no hard
+    link can be made there (another file system: EXDEV); the caller copies.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f"{prefix}{uuid.uuid4().hex}"
+    try:
+        os.link(source, tmp)
+    except OSError:
+        return False
+    try:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return True
