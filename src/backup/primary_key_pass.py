@@ -30,13 +30,23 @@ class PrimaryKeyPass:
         self.kind = "pk_pass"
         self.hi = hi
         self.key_cols = strategy.primary_key
+        own_key = bool(self.key_cols) and tuple(self.key_cols) == tuple(self.schema.primary_key)
+        self._hint = " FORCE INDEX (PRIMARY)" if own_key else ""
 
     def with_schema(self, schema: TableSchema) -> PrimaryKeyPass:
         """The same pass over ``schema`` (same columns, another projection)."""
         return PrimaryKeyPass(self.base.with_schema(schema), self.hi)
 
     def chunk_query(self, pos: Position, window: Window, limit: int) -> ChunkQuery:
-        """``WHERE ts <= hi AND pk > last ORDER BY pk LIMIT n``."""
+        """``WHERE ts <= hi AND pk > last ORDER BY pk LIMIT n``, on the primary key's index.
+
+        ``FORCE INDEX (PRIMARY)`` when the pass walks the table's own primary key:
+        for the first chunk (no ``pk > last``) with a LIMIT of 250,000 or 500,000 of
+        the SPEC §10.1 table's 2M rows, MariaDB 10.11 chose a range over the
+        ``(ts, id)`` index and a filesort of every row (``EXPLAIN``), and the backup
+        took 3.2-3.3 s instead of 2.3 s. A key set in the configuration (a unique key)
+        gets no hint: the table may have no PRIMARY index.
+        """
         base = self.base
         conds, params = [f"{base._col(base.ts_col)} <= %s"], [self.hi]
         if pos.key:
@@ -46,7 +56,7 @@ class PrimaryKeyPass:
         extra = base._where_template()
         order = ", ".join(base._col(c) for c in self.key_cols)
         sql = (
-            f"SELECT {self.schema.select_list()} FROM {self.schema.sql_table()} "
+            f"SELECT {self.schema.select_list()} FROM {self.schema.sql_table()}{self._hint} "
             f"WHERE {' AND '.join(conds)}{extra} ORDER BY {order} LIMIT %s"
         )
         return ChunkQuery(sql, (*params, limit))

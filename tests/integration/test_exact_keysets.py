@@ -112,8 +112,16 @@ def test_hybrid_without_a_unique_key_is_a_configuration_error(
     checked = project.cli("config", "validate", "--check-sources")
     assert checked.returncode == 1
     assert f"pipelines/p.yml: tables.{table}: table {table}: hybrid orders rows" in checked.stderr
-    fixed = make_project(tmp_path / "ok", mysql_db, {table: {**cfg, "primary_key": ["id", "v"]}})
+    fixed = make_project(
+        tmp_path / "ok", mysql_db, {table: {**cfg, "primary_key": ["id", "v"]}}, pg=pg
+    )
     assert fixed.cli("config", "validate", "--check-sources").returncode == 0
+    # Its first run walks the configured key: no PRIMARY index to force (MySQL would refuse).
+    dry = fixed.cli("sync", "pipeline", "-p", "p", "--dry-run")
+    assert "reading in primary-key order" in dry.stdout and "FORCE INDEX" not in dry.stdout
+    synced = fixed.cli("sync", "pipeline", "-p", "p")
+    assert synced.returncode == 0, synced.stderr
+    assert pg.execute("SELECT id, v FROM loose ORDER BY v") == [(1, 1), (1, 2)]
 
 
 @pytest.mark.parametrize("write_mode", [None, "append"])
