@@ -14,8 +14,14 @@ everyday window never ends in one big read whose rows the load only then starts
 on): connectorx reads such results whole with the GIL released, so the
 load's thread runs while the server reads (see :mod:`src.backup.mysql_reader`);
 the queries continue one another by key, exactly as chunks do. Without a load
-alongside, a chunk is one streamed query. Two things keep
-the loop near the speed of the server:
+alongside, a query is streamed and reads at least :data:`SPAN_ROWS` rows: a
+chunk smaller than that takes its rows from a query that goes on into the next
+chunks (the rest of its last batch waits for the next chunk), because every
+query costs a pipeline restart that read-ahead does not hide (the 2M rows of
+the SPEC §10.1 table in 50,000-row chunks: 2.45-2.6 s in 40 queries, 2.3-2.4 s
+in 8). Chunks stay the
+unit of progress, caps and file boundaries; a query never reads past a cap.
+Two things keep the loop near the speed of the server:
 
 - when a chunk's rows are all in, the next chunk's query is sent before the
   last batch is written, so the server and connectorx keep reading while
@@ -37,6 +43,7 @@ import pyarrow as pa
 
 from src.backup.arrow_convert import ConversionStats
 from src.backup.mysql_reader import WHOLE_READ_ROWS, BatchStream, MySQLReader
+from src.backup.open_query import OpenQuery
 from src.backup.parquet_sink import ParquetSink
 from src.backup.row_based import ChunkQuery, Position, Window
 from src.config.settings import RetryConfig
@@ -57,6 +64,9 @@ ALONGSIDE_READ_ROWS = 100_000
 # takes only the last small read (an incremental run's last pass after a 50,000-row read
 # took 0.6 s, after a 25,000-row read 0.3 s).
 SMALL_WINDOW_ROWS = 2 * ALONGSIDE_READ_ROWS
+# The fewest rows a query reads without a load alongside (it may span chunks). Bounds
+# what connectorx's unbounded channel can hold while the writer waits (see mysql_reader).
+SPAN_ROWS = 250_000
 
 
 class ChunkLoop:
@@ -102,6 +112,7 @@ class ChunkLoop:
         self._files_in_chunk = 0
         self._written = 0  # rows of the current chunk in the sink
         self._ahead: tuple[ChunkQuery, int, BatchStream] | None = None  # query, rows, stream
+        self._open: OpenQuery | None = None  # the query the next chunk goes on with
 
     def run(self, pos: Position, result: BackupResult) -> None:
         """Stage chunk after chunk from ``pos``, counting into ``result``."""
@@ -149,6 +160,8 @@ class ChunkLoop:
         finally:
             if self._ahead is not None:
                 self._ahead[2].close()
+            if self._open is not None:  # a chunk cut short by a recovery left it unread
+                self._open.stream.close()
 
     # ------------------------------------------------------------------ caps
     def _cap(self, rows: int, chunk: int) -> str | None:
@@ -162,9 +175,24 @@ class ChunkLoop:
     def _chunk_limit(self, rows: int) -> int:
         return self.chunk_size if self.limit is None else min(self.chunk_size, self.limit - rows)
 
+    def _spans(self) -> bool:
+        """Whether a query may read on into the next chunks (see the module docstring)."""
+        return self.load_waiting is None and self.chunk_size < SPAN_ROWS
+
+    def _rows_to_cap(self, done: int) -> int:
+        """The rows a run that has read ``done`` may still read (SPAN_ROWS when uncapped)."""
+        caps = [SPAN_ROWS + done]
+        if self.limit is not None:
+            caps.append(self.limit)
+        if self.max_chunks is not None:
+            caps.append(self.max_chunks * self.chunk_size)
+        return min(caps) - done
+
     # --------------------------------------------------------------- reading
     def _read_rows(self, remaining: int, done: int) -> int:
         """The rows of the next query: ``remaining`` left in the chunk, ``done`` read so far."""
+        if self._spans():
+            return max(remaining, self._rows_to_cap(done))
         if self.load_waiting is None:
             return remaining  # one query per chunk
         small = done < SMALL_WINDOW_ROWS or self.load_waiting()
@@ -184,20 +212,25 @@ class ChunkLoop:
         if self._ahead is not None:
             _, rows, _ = self._ahead
             query = self.strategy.chunk_query(self.pos, self.window, rows)
-            if rows <= remaining and query == self._ahead[0]:
+            most = self._read_rows(remaining, done) if self._spans() else remaining
+            if rows <= most and query == self._ahead[0]:
                 return query, rows
         rows = self._read_rows(remaining, done)
         return self.strategy.chunk_query(self.pos, self.window, rows), rows
 
     def _send_next(self, batch: pa.RecordBatch, rows: int, remaining: int) -> None:
-        """A query is complete after ``batch``: send the next one now (``remaining``
-        rows left in this chunk; none: the next chunk's first query)."""
-        if not remaining:
+        """A query is complete after ``batch``: send the next one now (``rows`` read by
+        then; ``remaining`` rows left in its chunk, none: the next chunk's first query)."""
+        if self._spans():
+            remaining = 0
+        elif not remaining:
             if self._cap(rows, self.chunk_no + 1) is not None:
                 return
             remaining = self._chunk_limit(rows)
-        after = self.strategy.position_after(batch, self.pos)
         n = self._read_rows(remaining, rows)
+        if n <= 0:
+            return  # a cap ends the run there
+        after = self.strategy.position_after(batch, self.pos)
         query = self.strategy.chunk_query(after, self.window, n)
         self._ahead = (query, n, self._read(query, n, start=True))
 
@@ -210,36 +243,48 @@ class ChunkLoop:
     def _chunk(self, limit: int, rows_before: int, stats: ConversionStats) -> int:
         """Read and write a keyset chunk query by query; return the rows read."""
         fetched = 0
-        while fetched < limit:
-            query, rows = self._next_query(limit - fetched, rows_before + fetched)
-            stream = self._stream(query, rows)
-            try:
-                got = self._query(stream, rows, limit - fetched, rows_before + fetched)
-            finally:
-                stats.add(stream.stats)
-            fetched += got
-            if got < rows:
-                break  # the window is exhausted
+        try:
+            while fetched < limit:
+                if self._open is None:
+                    remaining, done = limit - fetched, rows_before + fetched
+                    query, rows = self._next_query(remaining, done)
+                    stream = self._stream(query, rows)
+                    self._open = OpenQuery(stream, rows, done + rows, remaining - rows)
+                query_ = self._open
+                wanted = limit - fetched
+                for batch in query_.take(wanted, self._on_last):
+                    self._write(batch)
+                    fetched += batch.num_rows
+                if query_.finished:
+                    stats.add(query_.stream.stats)
+                    self._open = None
+                    if query_.exhausted:
+                        break  # the window is exhausted
+        except BaseException:
+            if self._open is not None:  # read again from pos by the next query
+                stats.add(self._open.stream.stats)
+                self._open.stream.close()
+                self._open = None
+            raise
         return fetched
 
-    def _query(self, stream: BatchStream, rows: int, remaining: int, rows_before: int) -> int:
-        """Write one query's rows batch by batch; return how many it returned."""
-        fetched = 0
-        for batch in stream:
-            fetched += batch.num_rows
-            if fetched == rows:
-                self._send_next(batch, rows_before + fetched, remaining - fetched)
-            offset = 0
-            while offset < batch.num_rows:
-                room = self.rows_per_file - self.sink.rows_in_file
-                piece = batch.slice(offset, min(room, batch.num_rows - offset))
-                offset += piece.num_rows
-                self.sink.write(piece)
-                self._written += piece.num_rows
-                self.pos = self.strategy.position_after(piece, self.pos)
-                if self.sink.rows_in_file >= self.rows_per_file or self._early():
-                    self._close_file()
-        return fetched
+    def _on_last(self, batch: pa.RecordBatch) -> None:
+        """The open query's last batch has arrived: send the next query now."""
+        assert self._open is not None
+        self._send_next(batch, self._open.done, self._open.remaining)
+
+    def _write(self, batch: pa.RecordBatch) -> None:
+        """Write ``batch`` into the sink, ending files where they are full (or early)."""
+        offset = 0
+        while offset < batch.num_rows:
+            room = self.rows_per_file - self.sink.rows_in_file
+            piece = batch.slice(offset, min(room, batch.num_rows - offset))
+            offset += piece.num_rows
+            self.sink.write(piece)
+            self._written += piece.num_rows
+            self.pos = self.strategy.position_after(piece, self.pos)
+            if self.sink.rows_in_file >= self.rows_per_file or self._early():
+                self._close_file()
 
     def _early(self) -> bool:
         """End the file now: a load alongside waits for files and this one is big enough."""
