@@ -195,7 +195,8 @@ class ChunkLoop:
             return max(remaining, self._rows_to_cap(done))
         if self.load_waiting is None:
             return remaining  # one query per chunk
-        small = done < SMALL_WINDOW_ROWS or self.load_waiting()
+        waiting = self.load_waiting()  # asked at every query: it raises a failed load's error
+        small = done < SMALL_WINDOW_ROWS or waiting
         return min(remaining, EARLY_FILE_ROWS if small else ALONGSIDE_READ_ROWS)
 
     def _stream(self, query: ChunkQuery, rows: int) -> BatchStream:

@@ -30,7 +30,7 @@ class LoadAlongside:
     """Load passes in a thread, one each time more files are staged, until told to stop.
 
     ``staged()`` wakes it (the backup calls it after each file it records);
-    ``waiting()`` says it waits for files; ``finish(last_pass)``
+    ``waiting()`` says it waits for files (and raises a pass's error); ``finish(last_pass)``
     stops it, after one more pass over what is left when ``last_pass``. The first
     error of a pass ends the passes and is raised by ``finish``.
     """
@@ -60,7 +60,15 @@ class LoadAlongside:
         self._wake.set()
 
     def waiting(self) -> bool:
-        """Whether the passes wait for files (nothing staged is left unloaded)."""
+        """Whether the passes wait for files (nothing staged is left unloaded).
+
+        Raises the error that ended the passes: the extract, which asks before each
+        query, stops there instead of staging files no pass of this run would load
+        (a missing target schema surfaced only after a whole backfill's extract).
+        What it staged stays staged, for the next run.
+        """
+        if self.error is not None:
+            raise self.error
         return self._idle and not self._wake.is_set()
 
     def finish(self, *, last_pass: bool) -> LoadResult:

@@ -187,9 +187,9 @@ def _run_table(
                     if alongside is not None:
                         alongside.start()
                     backup.run()
-                except BaseException:
+                except BaseException as exc:
                     if alongside is not None:
-                        _stop_quietly(alongside, outcome)
+                        _stop_quietly(alongside, outcome, exc)
                     raise
                 finally:  # a failed run's report counts what it recorded before failing
                     outcome.backup = backup.result
@@ -277,12 +277,14 @@ def _overlaps(cfg: TableConfig) -> bool:
     return not (cfg.cdc_strategy == "full_sync" and cfg.full_sync_mode == "replace")
 
 
-def _stop_quietly(alongside: LoadAlongside, outcome: TableOutcome) -> None:
-    """The backup failed: end the load passes (what they loaded stays); keep the backup's error."""
+def _stop_quietly(alongside: LoadAlongside, outcome: TableOutcome, error: BaseException) -> None:
+    """The backup failed with ``error``: end the load passes (what they loaded stays);
+    keep the backup's error (which is the load's when a failed pass stopped the backup)."""
     try:
         alongside.finish(last_pass=False)
     except Exception as exc:  # the backup's error is the table's; this one is logged
-        log.error("load alongside the extract failed", table=outcome.table, error=str(exc))
+        if exc is not error:
+            log.error("load alongside the extract failed", table=outcome.table, error=str(exc))
     finally:
         outcome.load = alongside.load.result
 

@@ -72,3 +72,34 @@ def test_a_big_chunk_is_read_in_several_queries_losing_no_row(
     project.cli("sync", "pipeline", "-p", "p", check=True)
     assert executed() - before >= 3  # 130,000 rows in queries of at most 100,000 (25,000 first)
     assert target_rows(pg) == source_rows(mysql_db)
+
+
+def test_a_failed_load_pass_stops_the_extract_early(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    """Guards LoadAlongside.waiting raising the pass's error: no whole extract for nothing.
+
+    The target schema is missing, so the first pass fails creating the ledger; the
+    extract stops at its next query instead of staging all 30 files, and what it
+    staged stays staged for the next run, which loads it once the schema exists.
+    """
+    table = parcels(mysql_db, ROWS)
+    config = {**HYBRID, "processing": {"batch_size": PER_FILE}}
+    project = make_project(tmp_path, mysql_db, {table: config}, pg=pg, backup_batch_size=PER_FILE)
+    connections = project.config_dir / "connections.yml"
+    missing = f"{pg.name}_missing"
+    connections.write_text(connections.read_text().replace(pg.name, missing))
+    failed = project.cli("sync", "pipeline", "-p", "p")
+    assert failed.returncode == 6, failed.stderr
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and f'schema "{missing}" does not exist' in errors[0]
+    assert "load alongside the extract failed" not in failed.stderr  # one error, said once
+    staged = project.watermark(table)["backup_s3_files"]
+    assert 0 < len(staged) < ROWS // PER_FILE // 2, len(staged)
+    pg.execute(f'CREATE SCHEMA "{missing}"')
+    try:
+        project.cli("sync", "pipeline", "-p", "p", check=True)
+        rows = pg.execute(f'SELECT COUNT(*), COUNT(DISTINCT id) FROM "{missing}".parcels')
+        assert rows == [(ROWS, ROWS)]
+    finally:
+        pg.execute(f'DROP SCHEMA "{missing}" CASCADE')
