@@ -16,12 +16,11 @@ load's thread runs while the server reads (see :mod:`src.backup.mysql_reader`);
 the queries continue one another by key, exactly as chunks do. Without a load
 alongside, a query is streamed and reads at least :data:`SPAN_ROWS` rows: a
 chunk smaller than that takes its rows from a query that goes on into the next
-chunks (the rest of its last batch waits for the next chunk), because every
-query costs a pipeline restart that read-ahead does not hide (the 2M rows of
-the SPEC §10.1 table in 50,000-row chunks: 2.45-2.6 s in 40 queries, 2.3-2.4 s
-in 8). Chunks stay the
-unit of progress, caps and file boundaries; a query never reads past a cap.
-Two things keep the loop near the speed of the server:
+chunks (:mod:`src.backup.open_query`), because every query costs a pipeline
+restart that read-ahead does not hide (the 2M rows of the SPEC §10.1 table in
+50,000-row chunks: 2.45-2.6 s in 40 queries, 2.3-2.4 s in 8). Chunks stay the
+unit of progress and of the caps; a query never reads past a cap. Two things
+keep the loop near the speed of the server:
 
 - when a chunk's rows are all in, the next chunk's query is sent before the
   last batch is written, so the server and connectorx keep reading while
@@ -252,8 +251,7 @@ class ChunkLoop:
                     stream = self._stream(query, rows)
                     self._open = OpenQuery(stream, rows, done + rows, remaining - rows)
                 query_ = self._open
-                wanted = limit - fetched
-                for batch in query_.take(wanted, self._on_last):
+                for batch in query_.take(limit - fetched, self._on_last):
                     self._write(batch)
                     fetched += batch.num_rows
                 if query_.finished:

@@ -16,7 +16,7 @@ from src.errors import DataError
 
 
 class OpenQuery:
-    """A streamed query that a chunk may leave unfinished, for the next chunk to go on.
+    """A query's stream, taken from chunk by chunk in order.
 
     ``rows`` is its LIMIT, ``done`` the run's rows at its end and ``remaining``
     the rows its chunk has left then (for a query inside one chunk).
