@@ -73,20 +73,25 @@ class SqlDigestSide(ABC):
         return comparable_key([self.plain(v) for v in values])
 
     # ----------------------------------------------------------- protocol
-    def row_count(self) -> int:
-        """The rows in scope (the counts-only comparison)."""
-        where, params = self._where(Range())
+    def row_count(self, rng: Range | None = None) -> int:
+        """The rows in scope (in ``rng`` when given): the counts-only comparison."""
+        where, params = self._where(rng or Range())
         return int(
             self.fetch_one(f"SELECT COUNT(*) FROM {self.sql.table} WHERE {where}", params)[0]
         )
 
     def key_bounds(self) -> tuple[Any, Any]:
         """MIN and MAX of the first key column among the rows in scope."""
+        _, lo, hi = self.count_and_bounds()
+        return lo, hi
+
+    def count_and_bounds(self) -> tuple[int, Any, Any]:
+        """The rows in scope, and MIN and MAX of their first key column (one query)."""
         where, params = self._where(Range())
         k = self.sql.keys[0]
-        sql = f"SELECT MIN({k}), MAX({k}) FROM {self.sql.table} WHERE {where}"
-        lo, hi = self.fetch_one(sql, params)
-        return self._key((lo, hi))
+        sql = f"SELECT COUNT(*), MIN({k}), MAX({k}) FROM {self.sql.table} WHERE {where}"
+        count, lo, hi = self.fetch_one(sql, params)
+        return (int(count), *self._key((lo, hi)))
 
     def checksum(self, rng: Range) -> tuple[int, int]:
         """``(COUNT(*), SUM(row hash))`` of the rows in scope in ``rng``."""

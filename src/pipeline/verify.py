@@ -20,7 +20,7 @@ from src.config.settings import AppConfig, PipelineConfig
 from src.core.connection_registry import get_pipeline, get_table
 from src.core.connections import ConnectionManager
 from src.core.driver_errors import connection_failed
-from src.core.row_compare import DigestPlan, Scope
+from src.core.row_compare import DigestPlan, Range, Scope
 from src.core.simple_watermark_manager import MySQLState
 from src.core.table_run import TableRun, open_table_run
 from src.errors import BackupError, DataError, LoadError, SourceConnectionError, first_line
@@ -44,6 +44,7 @@ from src.utils.naming import IDENTIFIER_LIMITS, target_table_name
 from src.utils.stage_keys import new_execution_id
 
 log = get_logger("verify")
+DENSE_KEYS = 4  # keys a row, at most, for a window counted by key (see _counts)
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ def _verify(
         )
         if not plan.key or options.counts_only:
             result.method = "counts"
-            result.source_rows, result.target_rows = at_once(source.row_count, target.row_count)
+            result.source_rows, result.target_rows = _counts(source, target, plan)
             if not plan.key:
                 result.notes.append("counts only: the table has no primary key to compare rows by")
             if result.source_rows != result.target_rows:
@@ -235,6 +236,28 @@ def _driver_error(exc: Exception) -> BackupError | None:
     if isinstance(exc, psycopg2.Error):
         return LoadError(f"verify's target query failed: {first_line(exc)}")
     return None
+
+
+def _counts(source: MySQLDigest, target: TargetDigest, plan: DigestPlan) -> tuple[int, int]:
+    """Both sides' rows in scope.
+
+    A PostgreSQL target has no index on the cursor column, so counting a window
+    scans the whole table, every run. When the window's keys are dense (an integer
+    key whose range holds at most :data:`DENSE_KEYS` keys a row, as appended rows'
+    do), the target counts only from the source's smallest key to its largest, and
+    its primary key's index finds them (an appended window of a 2M-row table: 6 ms
+    instead of 119-227 ms). Keys spread over the table (updates of old rows) keep
+    the whole count: there, PostgreSQL's planner may misjudge the range (a bitmap
+    scan of every key took 426 ms). A source row missing from the target shows
+    either way; a target row past the source's keys (deleted at the source) is for
+    ``--detect-deletes`` to find.
+    """
+    if not plan.bisectable:
+        return at_once(source.row_count, target.row_count)
+    rows, lo, hi = source.count_and_bounds()
+    if rows and int(hi) - int(lo) < DENSE_KEYS * rows:
+        return rows, target.row_count(Range(int(lo), int(hi) + 1))
+    return rows, target.row_count()
 
 
 def _fill(result: TableVerification, comparison: Comparison, plan: DigestPlan) -> None:
