@@ -8,19 +8,24 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 class LiveProgress:
     """A bar per table: rows read, rows/s, ETA (against the information_schema estimate)
-    and the rows the load alongside the extract has committed so far."""
+    and the rows the load alongside the extract has committed so far.
+
+    ``rich`` is imported only once there is a bar to draw: a run off a terminal
+    (cron, Airflow) never loads it (~15-25 ms of its start).
+    """
 
     def __init__(self, stream: TextIO | None = None) -> None:
-        self.console = Console(file=stream or sys.stderr, highlight=False)
-        self.enabled = self.console.is_terminal
+        self.stream = stream or sys.stderr
+        isatty = getattr(self.stream, "isatty", None)
+        self.enabled = bool(isatty and isatty())
         self._progress: Progress | None = None
         self._tasks: dict[str, TaskID] = {}
         self._lock = threading.Lock()
@@ -36,13 +41,16 @@ class LiveProgress:
             eta = f"ETA {int(left // 60)}:{int(left % 60):02d}"
         with self._lock:
             if self._progress is None:
+                from rich.console import Console
+                from rich.progress import BarColumn, Progress, TextColumn
+
                 self._progress = Progress(
                     TextColumn("{task.description}"),
                     BarColumn(),
                     TextColumn("{task.completed:,.0f} rows, {task.fields[rate]:,.0f} rows/s"),
                     TextColumn("{task.fields[eta]}"),
                     TextColumn("{task.fields[loaded]}"),
-                    console=self.console,
+                    console=Console(file=self.stream, highlight=False),
                     transient=True,  # the per-table summary line replaces the bar
                 )
                 self._progress.start()
