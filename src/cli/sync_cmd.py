@@ -106,7 +106,6 @@ def _run(
 ) -> int:
     from src.cli.progress import LiveProgress
     from src.core.connection_registry import get_pipeline
-    from src.pipeline.run_report import build_report, write_completion_markers, write_report
     from src.pipeline.sync_runner import TableOutcome, run_sync
 
     progress = LiveProgress()
@@ -141,13 +140,16 @@ def _run(
         )
     finally:
         progress.close()
-    report = build_report(run)
-    if json_output == "-":
-        emit_json(report)
-    elif json_output:
-        write_report(json_output, report)
-    if completion_bucket:
-        write_completion_markers(app, get_pipeline(app, pipeline), completion_bucket, report)
+    if json_output or completion_bucket:  # the report's models cost 7-19 ms to import
+        from src.pipeline.run_report import build_report, write_completion_markers, write_report
+
+        report = build_report(run)
+        if json_output == "-":
+            emit_json(report)
+        elif json_output:
+            write_report(json_output, report)
+        if completion_bucket:
+            write_completion_markers(app, get_pipeline(app, pipeline), completion_bucket, report)
     failed = [o for o in run.outcomes.values() if o.status != "success"]
     if failed:
         from src.utils.logging_setup import scrub_text
