@@ -1,10 +1,13 @@
-"""PostgreSQL merges with one INSERT … ON CONFLICT DO UPDATE, falling back to the sort (#13)."""
+"""PostgreSQL merges by MERGE (15+) or INSERT … ON CONFLICT, falling back to the sort (#13)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from src.load.merge import merge_sql, on_conflict_sql
+from src.load.targets.postgres import PostgresDialect
+from src.utils.naming import quote_pg_table
 from tests.integration.test_faults import HYBRID, parcels
 from tests.integration.test_quarantine import source_rows, target_rows
 from tests.support.databases import MySQLDatabase, PgSchema
@@ -88,9 +91,10 @@ def test_a_target_without_a_unique_key_is_merged_by_delete_and_insert(
 ) -> None:
     pg.execute("CREATE TABLE parcels (id INT NOT NULL, note VARCHAR(200), updated_at TIMESTAMP)")
     _, project = synced(tmp_path, mysql_db, pg)  # loaded into the table as it is
+    pg.execute("INSERT INTO parcels SELECT * FROM parcels WHERE id = 5")  # a key twice
     update_first(mysql_db, 100)
     out = project.cli("sync", "pipeline", "-p", "p", check=True)
-    assert REFUSED in out.stderr  # no constraint for ON CONFLICT (id)
+    assert REFUSED in out.stderr  # no constraint for ON CONFLICT (id), so no MERGE either
     assert target_rows(pg) == source_rows(mysql_db)  # and no key twice
 
 
@@ -118,3 +122,68 @@ def test_an_appended_table_keeps_the_default_fill(
     project.cli("sync", "pipeline", "-p", "p", check=True)
     assert target_rows(pg) == source_rows(mysql_db)
     assert reloptions(pg) is None
+
+
+def test_merge_and_on_conflict_leave_the_same_rows(pg: PgSchema) -> None:
+    # The two statements the upsert runs (MERGE from PostgreSQL 15, ON CONFLICT before
+    # it), on the same staged rows: a composite key, a name with a quote in it, a cast
+    # staged column and a target column the files lack (set to its default).
+    for name in ("a", "b"):
+        pg.execute(
+            f'CREATE TABLE {name} (k INT, "k""2" TEXT, v TEXT, extra INT DEFAULT 7, '
+            'PRIMARY KEY (k, "k""2"))'
+        )
+        pg.execute(f"INSERT INTO {name} VALUES (1, 'x', 'old', 1), (2, 'y', 'old', 1)")
+    pg.execute('CREATE TABLE s (k INT, "k""2" TEXT, v INT)')
+    pg.execute("INSERT INTO s VALUES (1, 'x', 10), (3, 'z', 30)")
+    cols, pk = ["k", 'k"2', "v"], ["k", 'k"2']
+    exprs = ['"k"', '"k""2"', 'CAST("v" AS TEXT)']
+    staged = quote_pg_table(pg.name, "s")
+    pg.execute(
+        on_conflict_sql(quote_pg_table(pg.name, "a"), staged, cols, exprs, pk, ["v"], ["extra"])
+    )
+    pg.execute(merge_sql(quote_pg_table(pg.name, "b"), staged, cols, exprs, pk, ["v"], ["extra"]))
+    expected = [(1, "x", "10", 7), (2, "y", "old", 1), (3, "z", "30", 7)]
+    assert pg.execute("SELECT * FROM a ORDER BY k") == expected
+    assert pg.execute("SELECT * FROM b ORDER BY k") == expected
+    # Keys only: a staged key already there changes nothing, a new one is inserted.
+    for name in ("c", "d"):
+        pg.execute(f"CREATE TABLE {name} (k INT PRIMARY KEY)")
+        pg.execute(f"INSERT INTO {name} VALUES (1)")
+    only = (["k"], ['"k"'], ["k"], [], [])
+    pg.execute(on_conflict_sql(quote_pg_table(pg.name, "c"), staged, *only))
+    pg.execute(merge_sql(quote_pg_table(pg.name, "d"), staged, *only))
+    assert pg.execute("SELECT k FROM c ORDER BY k") == [(1,), (3,)]
+    assert pg.execute("SELECT k FROM d ORDER BY k") == [(1,), (3,)]
+
+
+def test_merge_takes_over_only_where_on_conflict_has_its_unique_index(pg: PgSchema) -> None:
+    # MERGE would update every copy of a key the target holds twice; ON CONFLICT refuses
+    # such a target (then the merge deletes and inserts). So MERGE only where the index
+    # ON CONFLICT (key) takes as its arbiter exists: unique, immediate, whole-table, on
+    # exactly the key columns (in any order; INCLUDE columns are not key columns).
+    cases = [
+        ("CREATE TABLE t1 (id INT PRIMARY KEY, v INT)", "t1", ["id"], True),
+        ("CREATE TABLE t2 (a INT, b INT, PRIMARY KEY (b, a))", "t2", ["a", "b"], True),
+        ('CREATE TABLE "q""t" (id INT PRIMARY KEY)', 'q"t', ["id"], True),
+        ("CREATE TABLE t3 (id INT, v INT)", "t3", ["id"], False),
+        ("CREATE TABLE t4 (a INT, b INT, UNIQUE (a))", "t4", ["a", "b"], False),
+        ("CREATE TABLE t5 (a INT, b INT, UNIQUE (a, b))", "t5", ["a"], False),
+        ("CREATE TABLE t6 (id INT, UNIQUE (id) DEFERRABLE)", "t6", ["id"], False),
+        ("CREATE TABLE t7 (id INT, v INT)", "t7", ["id"], False),
+        ("CREATE TABLE t8 (id INT, v INT)", "t8", ["id"], True),
+    ]
+    for ddl, *_ in cases:
+        pg.execute(ddl)
+    pg.execute("CREATE UNIQUE INDEX ON t7 (id) WHERE v > 0")  # partial
+    pg.execute("CREATE UNIQUE INDEX ON t8 (id) INCLUDE (v)")
+    conn = pg.connect()
+    try:
+        with conn.cursor() as cur:
+            found = {
+                table: PostgresDialect().merges_by_key(cur, quote_pg_table(pg.name, table), pk)
+                for _, table, pk, _ in cases
+            }
+    finally:
+        conn.close()
+    assert found == {table: merges for _, table, _, merges in cases}

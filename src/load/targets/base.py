@@ -108,6 +108,11 @@ class TargetDialect(ABC):
     # has no ON CONFLICT, so it deletes the keys and inserts.
     upserts = False
 
+    def merges_by_key(self, cur: Any, target: str, pk: list[str]) -> bool:
+        """Whether ``MERGE`` may take the upsert's place on ``target`` (quoted), keyed by
+        ``pk``: where the server has it and a unique index holds exactly those columns."""
+        return False
+
     def is_duplicate_key(self, exc: BaseException) -> bool:
         """Whether ``exc`` is the database refusing a duplicate primary key."""
         return False

@@ -36,6 +36,17 @@ _BOUNDED_STRINGS = ("char", "varchar", "enum", "set", "time")
 # WAL at 90 against 249 ms and 86 MB at 100 (the default), for 11 % more pages.
 # https://www.postgresql.org/docs/current/storage-hot.html
 MERGE_FILLFACTOR = 90
+# MERGE arrived in PostgreSQL 15. Measured there (25,000 and 100,000 changed rows of the
+# 2M-row SPEC §10.1 table, interleaved, after a checkpoint): 7-11 % faster than the same
+# INSERT … ON CONFLICT DO UPDATE; the everyday incremental run ~0.1 s faster.
+MERGE_SINCE = 150000
+_UNIQUE_KEY_SQL = """
+SELECT 1 FROM pg_index i
+WHERE i.indrelid = %s::regclass AND i.indisunique AND i.indimmediate
+  AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = cardinality(%s::text[])
+  AND ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = i.indrelid
+            AND a.attnum = ANY ((i.indkey::int2[])[0:i.indnkeyatts - 1])) <@ %s::text[]
+LIMIT 1"""
 
 
 class PostgresDialect(TargetDialect):
@@ -49,6 +60,17 @@ class PostgresDialect(TargetDialect):
     def is_duplicate_key(self, exc: BaseException) -> bool:
         """SQLSTATE 23505, unique_violation."""
         return getattr(exc, "pgcode", None) == "23505"
+
+    def merges_by_key(self, cur: Any, target: str, pk: list[str]) -> bool:
+        """PostgreSQL 15+ and an immediate, whole-table unique index on exactly ``pk``:
+        the index ON CONFLICT (key) would take as its arbiter.
+
+        https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT
+        """
+        if cur.connection.server_version < MERGE_SINCE:
+            return False
+        cur.execute(_UNIQUE_KEY_SQL, (target, pk, pk))
+        return cur.fetchone() is not None
 
     def is_upsert_refusal(self, exc: BaseException) -> bool:
         """21000: a key twice in the batch; 42P10: no unique constraint on the key columns.
