@@ -49,8 +49,9 @@ def test_a_big_chunk_is_read_in_several_queries_losing_no_row(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
 ) -> None:
     """With a load alongside, a chunk is read by key in queries of at most 100,000 rows
-    (25,000 while the load waits), which connectorx reads with the GIL released; the
-    queries continue one another exactly (ties on the timestamp straddle their ends)."""
+    (10,000 first, 25,000 while the load waits), which connectorx reads with the GIL
+    released; the queries continue one another exactly (ties on the timestamp straddle
+    their ends), and the first file, the first pass's, holds the first query's rows."""
     rows = 130_000
     mysql_db.execute(
         "CREATE TABLE parcels (id INT PRIMARY KEY, note VARCHAR(200), updated_at DATETIME(6) "
@@ -70,8 +71,10 @@ def test_a_big_chunk_is_read_in_several_queries_losing_no_row(
 
     before = executed()
     project.cli("sync", "pipeline", "-p", "p", check=True)
-    assert executed() - before >= 3  # 130,000 rows in queries of at most 100,000 (25,000 first)
+    assert executed() - before >= 3  # 130,000 rows in queries of at most 100,000
     assert target_rows(pg) == source_rows(mysql_db)
+    loaded = pg.execute("SELECT rows FROM s3_backup_load_ledger ORDER BY file_key")
+    assert loaded[0] == (10_000,) and sum(n for (n,) in loaded) == rows, loaded
 
 
 def test_a_failed_load_pass_stops_the_extract_early(
