@@ -84,13 +84,13 @@ class TableWriter:
         cur.execute(self.dialect.staging_sql(staging, schema))
         counted = self.dialect.copy_files(cur, self.stage, staging, schema, files, prefix)
         self._check_count(counted, files)
-        col_list = ", ".join(quote_pg(c) for c in cols)
+        col_list = _listed(cols)
         if mode != "merge":
             cur.execute(f"INSERT INTO {target} ({col_list}) SELECT {select} FROM {staging}")
         elif not self._upsert(cur, target, staging, cols, exprs, pk, target_cols):
             order = self._dedup_order(schema, pk)
             keys = " AND ".join(f"t.{quote_pg(k)} = s.{quote_pg(k)}" for k in pk)
-            partition = ", ".join(quote_pg(k) for k in pk)
+            partition = _listed(pk)
             cur.execute(f"DELETE FROM {target} t USING {staging} s WHERE {keys}")
             cur.execute(
                 f"INSERT INTO {target} ({col_list}) SELECT {select} FROM ("
@@ -131,8 +131,7 @@ class TableWriter:
             return False
         if self._merges is None:
             self._merges = self.dialect.merges_by_key(cur, target, pk)
-        others = [c for c in cols if c not in pk]
-        defaults = [c for c in target_cols if c not in cols]
+        upsert = Upsert(target, staging, cols, exprs, pk, [c for c in target_cols if c not in cols])
         cur.execute("SAVEPOINT upsert")
         try:
             if self._merges:
@@ -140,10 +139,10 @@ class TableWriter:
                 # A staging table is never analysed, and a hash join would scan the
                 # whole target. https://www.postgresql.org/docs/current/sql-merge.html
                 cur.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off")
-                cur.execute(merge_sql(target, staging, cols, exprs, pk, others, defaults))
+                cur.execute(upsert.merge())
                 cur.execute("RESET enable_hashjoin; RESET enable_mergejoin")
             else:
-                cur.execute(on_conflict_sql(target, staging, cols, exprs, pk, others, defaults))
+                cur.execute(upsert.on_conflict())
         except Exception as exc:
             # A key twice in the batch: ON CONFLICT refuses it (21000), and so does MERGE
             # when the key is in the target; a new key twice fails MERGE's inserts (23505).
@@ -210,49 +209,52 @@ class TableWriter:
         return ", ".join(f"{quote_pg(n)} DESC" for n in names or pk)
 
 
-def on_conflict_sql(
-    target: str,
-    staging: str,
-    cols: list[str],
-    exprs: list[str],
-    pk: list[str],
-    others: list[str],
-    defaults: list[str],
-) -> str:
-    """``INSERT … SELECT … ON CONFLICT (key) DO UPDATE``: ``others`` from the staged row,
-    ``defaults`` (target columns the files lack) to their default."""
-    sets = [f"{quote_pg(c)} = EXCLUDED.{quote_pg(c)}" for c in others]
-    sets += [f"{quote_pg(c)} = DEFAULT" for c in defaults]
-    action = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
-    col_list = ", ".join(quote_pg(c) for c in cols)
-    return (
-        f"INSERT INTO {target} ({col_list}) SELECT {', '.join(exprs)} FROM {staging} "
-        f"ON CONFLICT ({', '.join(quote_pg(k) for k in pk)}) {action}"
-    )
+@dataclass(frozen=True)
+class Upsert:
+    """One merge of a staging table into the target by key, as either statement.
+
+    ``exprs``: the staging columns as the target takes them (casts); ``defaults``:
+    the target columns the files lack, set to their default.
+    """
+
+    target: str
+    staging: str
+    cols: list[str]
+    exprs: list[str]
+    pk: list[str]
+    defaults: list[str]
+
+    def _sets(self, row: str) -> list[str]:
+        sets = [f"{quote_pg(c)} = {row}.{quote_pg(c)}" for c in self.cols if c not in self.pk]
+        return sets + [f"{quote_pg(c)} = DEFAULT" for c in self.defaults]
+
+    def on_conflict(self) -> str:
+        """``INSERT … SELECT … ON CONFLICT (key) DO UPDATE``."""
+        sets = self._sets("EXCLUDED")
+        action = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
+        return (
+            f"INSERT INTO {self.target} ({_listed(self.cols)}) SELECT {', '.join(self.exprs)} "
+            f"FROM {self.staging} ON CONFLICT ({_listed(self.pk)}) {action}"
+        )
+
+    def merge(self) -> str:
+        """The same, as one ``MERGE`` (PostgreSQL 15+)."""
+        source = ", ".join(
+            f"{e} AS {quote_pg(c)}" for c, e in zip(self.cols, self.exprs, strict=True)
+        )
+        on = " AND ".join(f"t.{quote_pg(k)} = s.{quote_pg(k)}" for k in self.pk)
+        sets = self._sets("s")
+        matched = f"UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
+        values = ", ".join(f"s.{quote_pg(c)}" for c in self.cols)
+        return (
+            f"MERGE INTO {self.target} t USING (SELECT {source} FROM {self.staging}) s ON {on} "
+            f"WHEN MATCHED THEN {matched} "
+            f"WHEN NOT MATCHED THEN INSERT ({_listed(self.cols)}) VALUES ({values})"
+        )
 
 
-def merge_sql(
-    target: str,
-    staging: str,
-    cols: list[str],
-    exprs: list[str],
-    pk: list[str],
-    others: list[str],
-    defaults: list[str],
-) -> str:
-    """The same merge as :func:`on_conflict_sql`, as one ``MERGE`` (PostgreSQL 15+)."""
-    source = ", ".join(f"{e} AS {quote_pg(c)}" for c, e in zip(cols, exprs, strict=True))
-    on = " AND ".join(f"t.{quote_pg(k)} = s.{quote_pg(k)}" for k in pk)
-    sets = [f"{quote_pg(c)} = s.{quote_pg(c)}" for c in others]
-    sets += [f"{quote_pg(c)} = DEFAULT" for c in defaults]
-    matched = f"UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
-    col_list = ", ".join(quote_pg(c) for c in cols)
-    values = ", ".join(f"s.{quote_pg(c)}" for c in cols)
-    return (
-        f"MERGE INTO {target} t USING (SELECT {source} FROM {staging}) s ON {on} "
-        f"WHEN MATCHED THEN {matched} "
-        f"WHEN NOT MATCHED THEN INSERT ({col_list}) VALUES ({values})"
-    )
+def _listed(names: list[str]) -> str:
+    return ", ".join(quote_pg(n) for n in names)
 
 
 def _canonical(sql_type: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from src.load.merge import merge_sql, on_conflict_sql
+from src.load.merge import Upsert
 from src.load.targets.postgres import PostgresDialect
 from src.utils.naming import quote_pg_table
 from tests.integration.test_faults import HYBRID, parcels
@@ -139,10 +139,9 @@ def test_merge_and_on_conflict_leave_the_same_rows(pg: PgSchema) -> None:
     cols, pk = ["k", 'k"2', "v"], ["k", 'k"2']
     exprs = ['"k"', '"k""2"', 'CAST("v" AS TEXT)']
     staged = quote_pg_table(pg.name, "s")
-    pg.execute(
-        on_conflict_sql(quote_pg_table(pg.name, "a"), staged, cols, exprs, pk, ["v"], ["extra"])
-    )
-    pg.execute(merge_sql(quote_pg_table(pg.name, "b"), staged, cols, exprs, pk, ["v"], ["extra"]))
+    for name, statement in (("a", Upsert.on_conflict), ("b", Upsert.merge)):
+        upsert = Upsert(quote_pg_table(pg.name, name), staged, cols, exprs, pk, ["extra"])
+        pg.execute(statement(upsert))
     expected = [(1, "x", "10", 7), (2, "y", "old", 1), (3, "z", "30", 7)]
     assert pg.execute("SELECT * FROM a ORDER BY k") == expected
     assert pg.execute("SELECT * FROM b ORDER BY k") == expected
@@ -150,9 +149,10 @@ def test_merge_and_on_conflict_leave_the_same_rows(pg: PgSchema) -> None:
     for name in ("c", "d"):
         pg.execute(f"CREATE TABLE {name} (k INT PRIMARY KEY)")
         pg.execute(f"INSERT INTO {name} VALUES (1)")
-    only = (["k"], ['"k"'], ["k"], [], [])
-    pg.execute(on_conflict_sql(quote_pg_table(pg.name, "c"), staged, *only))
-    pg.execute(merge_sql(quote_pg_table(pg.name, "d"), staged, *only))
+    for name, statement in (("c", Upsert.on_conflict), ("d", Upsert.merge)):
+        pg.execute(
+            statement(Upsert(quote_pg_table(pg.name, name), staged, ["k"], ['"k"'], ["k"], []))
+        )
     assert pg.execute("SELECT k FROM c ORDER BY k") == [(1,), (3,)]
     assert pg.execute("SELECT k FROM d ORDER BY k") == [(1,), (3,)]
 
