@@ -80,6 +80,13 @@ class SqlDigestSide(ABC):
             self.fetch_one(f"SELECT COUNT(*) FROM {self.sql.table} WHERE {where}", params)[0]
         )
 
+    def keys(self) -> Iterator[tuple[Any, ...]]:
+        """The keys of the rows in scope, streamed (in no particular order)."""
+        where, params = self._where(Range())
+        sql = f"SELECT {', '.join(self.sql.keys)} FROM {self.sql.table} WHERE {where}"
+        for row in self.stream(sql, params):
+            yield self._key(row)
+
     def key_bounds(self) -> tuple[Any, Any]:
         """MIN and MAX of the first key column among the rows in scope."""
         _, lo, hi = self.count_and_bounds()

@@ -10,8 +10,10 @@ sync are not yet expected in the target.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from src.backup.plan import table_strategy
@@ -45,6 +47,8 @@ from src.utils.stage_keys import new_execution_id
 
 log = get_logger("verify")
 DENSE_KEYS = 4  # keys a row, at most, for a window counted by key (see _counts)
+KEYED_COUNT = 1000  # table rows a window row, at least, for a window counted by its keys
+KEY_BATCH = 10_000  # keys held at once while the target counts them
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,10 @@ def _verify(
         )
         if not plan.key or options.counts_only:
             result.method = "counts"
-            result.source_rows, result.target_rows = _counts(source, target, plan)
+            counted = _counts(source, target, plan, lambda: _estimate(mysql[0], run))
+            result.source_rows, result.target_rows, how = counted
+            if how:
+                result.notes.append(how)
             if not plan.key:
                 result.notes.append("counts only: the table has no primary key to compare rows by")
             if result.source_rows != result.target_rows:
@@ -238,26 +245,44 @@ def _driver_error(exc: Exception) -> BackupError | None:
     return None
 
 
-def _counts(source: MySQLDigest, target: TargetDigest, plan: DigestPlan) -> tuple[int, int]:
-    """Both sides' rows in scope.
+def _counts(
+    source: MySQLDigest, target: TargetDigest, plan: DigestPlan, table_rows: Callable[[], int]
+) -> tuple[int, int, str | None]:
+    """Both sides' rows in scope, and how the target counted them (a note, or None).
 
     A PostgreSQL target has no index on the cursor column, so counting a window
     scans the whole table, every run. When the window's keys are dense (an integer
     key whose range holds at most :data:`DENSE_KEYS` keys a row, as appended rows'
     do), the target counts only from the source's smallest key to its largest, and
     its primary key's index finds them (an appended window of a 2M-row table: 6 ms
-    instead of 119-227 ms). Keys spread over the table (updates of old rows) keep
-    the whole count: there, PostgreSQL's planner may misjudge the range (a bitmap
-    scan of every key took 426 ms). A source row missing from the target shows
-    either way; a target row past the source's keys (deleted at the source) is for
-    ``--detect-deletes`` to find.
+    instead of 119-227 ms). A window of spread keys (updates of old rows) at most a
+    :data:`KEYED_COUNT`-th of the table (the source's estimate) is counted by its
+    keys: the source streams them and the target looks them up by its primary key,
+    13-30 µs a key against 0.05-0.1 µs a row for the scan (a 10,000-row window of a
+    10M-row target: 0.26-0.32 s instead of 0.49-0.67 s; 110,000 keys of a 2M-row
+    target: 1.39 s, its scan 0.19 s). Other windows keep the whole count (PostgreSQL's
+    planner may misjudge a key range there: a bitmap scan of every key took 426 ms).
+    A source row missing from the target, or loaded at another version, shows
+    every way; a target row outside the source's keys (deleted at the source) is
+    for ``--detect-deletes`` to find.
     """
     if not plan.bisectable:
-        return at_once(source.row_count, target.row_count)
+        return (*at_once(source.row_count, target.row_count), None)
     rows, lo, hi = source.count_and_bounds()
     if rows and int(hi) - int(lo) < DENSE_KEYS * rows:
-        return rows, target.row_count(Range(int(lo), int(hi) + 1))
-    return rows, target.row_count()
+        return rows, target.row_count(Range(int(lo), int(hi) + 1)), None
+    if rows and rows * KEYED_COUNT <= (estimate := table_rows()):
+        note = f"counts: the target counted the window's {rows:,} keys (~{estimate:,} rows)"
+        return rows, _count_by_keys(source, target), note
+    return rows, target.row_count(), None
+
+
+def _count_by_keys(source: MySQLDigest, target: TargetDigest) -> int:
+    """The target's rows in scope among the keys of the source's rows in scope."""
+    counted, keys = 0, source.keys()
+    while batch := list(islice(keys, KEY_BATCH)):
+        counted += sum(target.present(batch).values())
+    return counted
 
 
 def _fill(result: TableVerification, comparison: Comparison, plan: DigestPlan) -> None:

@@ -75,6 +75,43 @@ def test_the_window_count_finds_a_row_the_load_lost(
     assert "verify_after_load" in result["warnings"][0]
 
 
+def test_a_small_window_of_spread_keys_is_counted_by_its_keys(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    """Guards verify._counts' keyed count: a window of spread keys at most a 1000th of the
+    table is counted in the target by its keys (no scan of the whole target), and a row
+    the load lost still shows."""
+    table = parcels(mysql_db, 20_000)
+    mysql_db.execute("ANALYZE TABLE parcels")  # the source's row estimate sizes the rule
+    project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
+    assert sync(project)[0] == 0
+    pg.execute(
+        "CREATE FUNCTION lose_one() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN IF NEW.id = 10007 THEN RETURN NULL; END IF; RETURN NEW; END $$"
+    )
+    pg.execute("CREATE TRIGGER lose_one BEFORE UPDATE ON parcels FOR EACH ROW "
+               "EXECUTE FUNCTION lose_one()")  # fmt: skip
+    # 16 rows spread over the keys 7 … 18757: not dense, and 17 × 1,000 <= 20,000.
+    mysql_db.execute(
+        "UPDATE parcels SET note = 'changed', updated_at = '2025-03-01' + INTERVAL id SECOND "
+        "WHERE id % 1250 = 7"
+    )
+    code, report = sync(project)
+    check = report["table_results"][table]["verification"]
+    assert code == 0 and check["method"] == "counts" and check["status"] == "different", check
+    assert check["target_rows"] == check["source_rows"] - 1 >= 14, check
+    keyed = f"the target counted the window's {check['source_rows']} keys"
+    assert keyed in " ".join(check["notes"]), check
+    pg.execute("DROP TRIGGER lose_one ON parcels")
+    mysql_db.execute(
+        "UPDATE parcels SET updated_at = '2025-04-01' + INTERVAL id SECOND WHERE id % 1250 = 7"
+    )
+    code, report = sync(project)
+    check = report["table_results"][table]["verification"]
+    assert code == 0 and check["status"] == "equal" and check["target_rows"] >= 15, check
+    assert "keys" in " ".join(check["notes"]), check
+
+
 def test_a_window_that_differs_warns_or_fails(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
 ) -> None:
