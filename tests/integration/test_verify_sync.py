@@ -29,6 +29,18 @@ def more_rows(db: MySQLDatabase, first: int, last: int) -> None:
     )
 
 
+def lose_row(pg: PgSchema, key: int, event: str) -> None:
+    """A trigger (``lose_one``) that makes the target skip the row ``key`` on ``event``."""
+    pg.execute(
+        "CREATE FUNCTION lose_one() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN IF NEW.id = {key} THEN RETURN NULL; END IF; RETURN NEW; END $$"
+    )
+    pg.execute(
+        f"CREATE TRIGGER lose_one BEFORE {event} ON parcels FOR EACH ROW "
+        "EXECUTE FUNCTION lose_one()"
+    )
+
+
 def test_every_sync_counts_the_window_it_loaded(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
 ) -> None:
@@ -59,12 +71,7 @@ def test_the_window_count_finds_a_row_the_load_lost(
     table = parcels(mysql_db, 100)
     project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
     assert sync(project)[0] == 0
-    pg.execute(
-        "CREATE FUNCTION lose_one() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN IF NEW.id = 110 THEN RETURN NULL; END IF; RETURN NEW; END $$"
-    )
-    pg.execute("CREATE TRIGGER lose_one BEFORE INSERT ON parcels FOR EACH ROW "
-               "EXECUTE FUNCTION lose_one()")  # fmt: skip
+    lose_row(pg, 110, "INSERT")
     pg.execute("INSERT INTO parcels VALUES (5000, 'gone', 1, 1, '2025-02-01 00:01:50')")
     more_rows(mysql_db, 101, 120)
     code, report = sync(project)
@@ -85,12 +92,7 @@ def test_a_small_window_of_spread_keys_is_counted_by_its_keys(
     mysql_db.execute("ANALYZE TABLE parcels")  # the source's row estimate sizes the rule
     project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
     assert sync(project)[0] == 0
-    pg.execute(
-        "CREATE FUNCTION lose_one() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN IF NEW.id = 10007 THEN RETURN NULL; END IF; RETURN NEW; END $$"
-    )
-    pg.execute("CREATE TRIGGER lose_one BEFORE UPDATE ON parcels FOR EACH ROW "
-               "EXECUTE FUNCTION lose_one()")  # fmt: skip
+    lose_row(pg, 10007, "UPDATE")
     # 16 rows spread over the keys 7 … 18757: not dense, and 17 × 1,000 <= 20,000.
     mysql_db.execute(
         "UPDATE parcels SET note = 'changed', updated_at = '2025-03-01' + INTERVAL id SECOND "
