@@ -89,16 +89,19 @@ class SqlDigestSide(ABC):
 
     def key_bounds(self) -> tuple[Any, Any]:
         """MIN and MAX of the first key column among the rows in scope."""
-        _, lo, hi = self.count_and_bounds()
+        _, lo, hi = self._bounds("0")  # no COUNT: an index finds MIN and MAX alone
         return lo, hi
 
     def count_and_bounds(self) -> tuple[int, Any, Any]:
         """The rows in scope, and MIN and MAX of their first key column (one query)."""
+        return self._bounds("COUNT(*)")
+
+    def _bounds(self, count: str) -> tuple[int, Any, Any]:
         where, params = self._where(Range())
         k = self.sql.keys[0]
-        sql = f"SELECT COUNT(*), MIN({k}), MAX({k}) FROM {self.sql.table} WHERE {where}"
-        count, lo, hi = self.fetch_one(sql, params)
-        return (int(count), *self._key((lo, hi)))
+        sql = f"SELECT {count}, MIN({k}), MAX({k}) FROM {self.sql.table} WHERE {where}"
+        rows, lo, hi = self.fetch_one(sql, params)
+        return (int(rows), *self._key((lo, hi)))
 
     def checksum(self, rng: Range) -> tuple[int, int]:
         """``(COUNT(*), SUM(row hash))`` of the rows in scope in ``rng``."""
