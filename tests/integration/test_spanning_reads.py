@@ -59,6 +59,14 @@ def test_a_query_spanning_chunks_stages_every_row_once_in_order(
     table = f"{mysql_db.name}.t"
     cfg = {**HYBRID, "processing": {"batch_size": 5}}
     project = make_project(tmp_path, mysql_db, {table: cfg}, backup_batch_size=7)
+    limits: list[int] = []  # every query's LIMIT, sent ahead or not
+    read = chunk_loop.ChunkLoop._read
+
+    def spy(loop: chunk_loop.ChunkLoop, query: object, rows: int, start: bool = False) -> object:
+        limits.append(rows)
+        return read(loop, query, rows, start)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(chunk_loop.ChunkLoop, "_read", spy)
 
     # The first run (primary-key order): stopped by --limit inside a query and a chunk,
     # then by --max-chunks, then to the end.
@@ -70,3 +78,4 @@ def test_a_query_spanning_chunks_stages_every_row_once_in_order(
                      "FROM seq_101_to_160")  # fmt: skip
     assert _backup(project, table, reader=reader) == list(range(101, 161))
     assert _backup(project, table, reader=reader) == []
+    assert limits and min(limits) > 0, limits  # a cap ends the run: no LIMIT 0 sent ahead
