@@ -8,6 +8,7 @@ code 2) with the server named and no secret in the text.
 from __future__ import annotations
 
 import functools
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -26,13 +27,15 @@ SESSION_TIME_ZONE_SQL = "SET time_zone = '+00:00'"  # TIMESTAMP values read in U
 
 @functools.cache
 def _pymysql_connection_class() -> Any:
-    """PyMySQL's ``Connection``, with its TLS-preferred context built once per process.
+    """PyMySQL's ``Connection``, with one cheap TLS-preferred context per process.
 
     Given no TLS option, PyMySQL >= 1.2 tries TLS on every connection ("PREFERRED")
-    and builds a new default ``SSLContext`` for each one; loading the system's CA
-    store takes ~44 ms, measured as 40 % of a table's run when nothing is new. That
-    context is always the same (no CA, no verification), so it is shared; explicit
-    TLS options are built as PyMySQL builds them.
+    and builds a new ``ssl.create_default_context()`` for each one, which loads the
+    system's CA store (~35-44 ms, measured as 40 % of a table's run when nothing is
+    new), only to switch verification off (no CA given: ``CERT_NONE``, no host
+    check), so the store is never read. The context here is that same context
+    without the load (0.4 ms), built once and shared; explicit TLS options are
+    built as PyMySQL builds them.
     https://github.com/PyMySQL/PyMySQL/blob/main/pymysql/connections.py (_create_ssl_ctx)
     """
     import pymysql
@@ -45,10 +48,25 @@ def _pymysql_connection_class() -> Any:
                 return super()._create_ssl_ctx(sslp)
             cls = type(self)
             if cls.preferred_ctx is None:  # a race builds two equal contexts: harmless
-                cls.preferred_ctx = super()._create_ssl_ctx(sslp)
+                cls.preferred_ctx = preferred_tls_context()
             return cls.preferred_ctx
 
     return Connection
+
+
+def preferred_tls_context() -> ssl.SSLContext:
+    """PyMySQL's context for TLS without a CA (encrypts, verifies nothing), minus the CA load.
+
+    What ``_create_ssl_ctx({})`` returns: ``create_default_context()``'s client
+    context with ``check_hostname`` off, ``CERT_NONE``, ``VERIFY_X509_STRICT``
+    cleared and SSLv2/SSLv3 refused.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
+    ctx.options |= ssl.OP_NO_SSLv2 | ssl.OP_NO_SSLv3
+    return ctx
 
 
 @dataclass(frozen=True)

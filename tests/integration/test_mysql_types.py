@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import ssl
 import threading
 import time
 import tracemalloc
@@ -23,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pymysql
 import pytest
 
 from src.backup.arrow_convert import ConversionStats
@@ -33,7 +35,11 @@ from src.backup.mysql_reader import (
     make_reader,
 )
 from src.backup.mysql_schema import load_table_schema
-from src.core.connections import MySQLEndpoint
+from src.core.connections import (
+    MySQLEndpoint,
+    _pymysql_connection_class,
+    preferred_tls_context,
+)
 from src.core.table_schema import TableSchema, TypePolicy
 from src.errors import ConfigError, DataError, NativeDecodeError, SourceConnectionError
 from src.utils.naming import quote_mysql, quote_mysql_table
@@ -647,3 +653,37 @@ def test_connections_share_one_tls_preferred_context(mysql_db: MySQLDatabase) ->
     finally:
         first.close()
         second.close()
+
+
+def test_the_tls_preferred_context_never_loads_the_ca_store(
+    mysql_db: MySQLDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading the system's CA store (~35-44 ms a process) buys nothing: the context
+    verifies nothing. Building it by PyMySQL's ``create_default_context()`` fails this."""
+    loads: list[object] = []
+    monkeypatch.setattr(ssl.SSLContext, "load_default_certs", lambda *a: loads.append(a))
+    _pymysql_connection_class.cache_clear()  # a new class: its context not built yet
+    try:
+        conn = endpoint(mysql_db).connect()
+        conn.close()
+        assert conn.ctx is not None and loads == []
+    finally:
+        _pymysql_connection_class.cache_clear()
+
+
+def test_the_tls_preferred_context_is_the_one_pymysql_builds() -> None:
+    """Same protocol, versions, options, flags and (no) verification as PyMySQL's own."""
+    theirs = pymysql.connections.Connection._create_ssl_ctx(None, {})  # type: ignore[arg-type]
+    ours = preferred_tls_context()
+    for attribute in (
+        "protocol",
+        "options",
+        "verify_flags",
+        "verify_mode",
+        "check_hostname",
+        "minimum_version",
+        "maximum_version",
+        "post_handshake_auth",
+    ):
+        assert getattr(ours, attribute) == getattr(theirs, attribute), attribute
+    assert ours.get_ciphers() == theirs.get_ciphers()
