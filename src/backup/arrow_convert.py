@@ -10,13 +10,12 @@ truncate, the offending value of an error).
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Literal, cast
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from src.backup.conversion_stats import ConversionStats
 from src.backup.mysql_schema import REDSHIFT_MAX_VARBYTE_BYTES, REDSHIFT_MAX_VARCHAR_BYTES
 from src.core.table_schema import TEMPORAL_KINDS, ColumnSpec, TableSchema
 from src.errors import DataError
@@ -27,38 +26,6 @@ from src.errors import DataError
 ZERO_DATE_PATTERN = r"^[0-9]{4}-(00-[0-9]{2}|[0-9]{2}-00)"
 _INT64_MAX = 2**63 - 1
 _SCAN_STEP = 1 << 20
-
-StatName = Literal["zero_dates", "nul_chars", "truncated"]
-
-
-@dataclass
-class ConversionStats:
-    """What conversion changed: zero dates nulled, NUL characters stripped, values truncated."""
-
-    zero_dates: int = 0
-    nul_chars: int = 0
-    truncated: int = 0
-    by_column: dict[str, Counter[str]] = field(default_factory=dict)
-
-    def count(self, counter: StatName, column: str, amount: int) -> None:
-        """Add ``amount`` to ``counter`` for ``column`` (target name)."""
-        if amount:
-            setattr(self, counter, getattr(self, counter) + amount)
-            self.by_column.setdefault(column, Counter())[counter] += amount
-
-    def add(self, other: ConversionStats) -> None:
-        """Accumulate ``other`` into this one."""
-        for column, counts in other.by_column.items():
-            for counter, amount in counts.items():
-                self.count(cast(StatName, counter), column, amount)
-
-    def as_dict(self) -> dict[str, int]:
-        """The three totals, for the run report."""
-        return {
-            "zero_dates": self.zero_dates,
-            "nul_chars": self.nul_chars,
-            "truncated": self.truncated,
-        }
 
 
 def row_key(raw: pa.RecordBatch, schema: TableSchema, row: int) -> str:

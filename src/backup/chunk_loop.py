@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from src.backup.arrow_convert import ConversionStats
+from src.backup.conversion_stats import ConversionStats
 from src.backup.mysql_reader import WHOLE_READ_ROWS, BatchStream, MySQLReader
 from src.backup.open_query import OpenQuery
 from src.backup.parquet_sink import ParquetSink

@@ -43,7 +43,7 @@ import pymysql
 import pymysql.cursors
 from pymysql.converters import encoders
 
-from src.backup.arrow_convert import ConversionStats, convert_batch
+from src.backup.conversion_stats import ConversionStats
 from src.core.connections import SESSION_TIME_ZONE_SQL, MySQLEndpoint
 from src.core.driver_errors import connection_failed
 from src.core.table_schema import TableSchema
@@ -60,6 +60,7 @@ DEFAULT_BATCH_SIZE = 50_000
 # LIMIT; with the read-ahead two such results (~20 MB each on the SPEC §10.1 table)
 # are held.
 WHOLE_READ_ROWS = 100_000
+_QUICK_READ_SECONDS = 0.005  # a whole read still running after this has rows to convert
 # connectorx 0.4 (pinned) panics, through pyo3's PanicException, in two ways that matter.
 # A DATE/DATETIME value mysql_common cannot convert (a zero date):
 #   Could not retrieve `core::option::Option<chrono::naive::date::NaiveDate>`: ...
@@ -94,6 +95,9 @@ class BatchStream(Iterator[pa.RecordBatch]):
 
     def __next__(self) -> pa.RecordBatch:
         raw = next(self._raw)
+        # Imported on first use (see _WholeRead.batches): a run with nothing new never is.
+        from src.backup.arrow_convert import convert_batch
+
         try:
             batch, stats = convert_batch(raw, self._schema)
         except BaseException:
@@ -207,6 +211,12 @@ class _WholeRead:
 
     def batches(self, size: int) -> Iterator[pa.RecordBatch]:
         """The result's batches of at most ``size`` rows, once the read is done."""
+        # What converts them (pyarrow.compute: ~45 ms to import) is imported while the
+        # server reads, not after the rows arrive; a quick read (the empty one of a run
+        # with nothing new) never needs it.
+        self._thread.join(_QUICK_READ_SECONDS)
+        if self._thread.is_alive():
+            import src.backup.arrow_convert  # noqa: F401
         self._thread.join()
         if self._error is not None:
             raise self._error

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 import pymysql
 import pytest
 
-from src.backup.arrow_convert import ConversionStats
+from src.backup.conversion_stats import ConversionStats
 from src.backup.mysql_reader import (
     ConnectorxReader,
     MySQLReader,

@@ -10,7 +10,6 @@ import pyarrow as pa
 import pytest
 
 from src.backup.arrow_convert import (
-    ConversionStats,
     convert_batch,
     null_zero_dates,
     oversize_mask,
@@ -18,6 +17,7 @@ from src.backup.arrow_convert import (
     strip_nul_chars,
     truncate_utf8,
 )
+from src.backup.conversion_stats import ConversionStats
 from src.core.table_schema import (
     ColumnSpec,
     TableSchema,

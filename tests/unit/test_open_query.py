@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from src.backup.arrow_convert import ConversionStats
+from src.backup.conversion_stats import ConversionStats
 from src.backup.open_query import OpenQuery
 from src.errors import DataError
 
