@@ -60,7 +60,6 @@ DEFAULT_BATCH_SIZE = 50_000
 # LIMIT; with the read-ahead two such results (~20 MB each on the SPEC §10.1 table)
 # are held.
 WHOLE_READ_ROWS = 100_000
-_QUICK_READ_SECONDS = 0.005  # a whole read still running after this has rows to convert
 # connectorx 0.4 (pinned) panics, through pyo3's PanicException, in two ways that matter.
 # A DATE/DATETIME value mysql_common cannot convert (a zero date):
 #   Could not retrieve `core::option::Option<chrono::naive::date::NaiveDate>`: ...
@@ -95,7 +94,9 @@ class BatchStream(Iterator[pa.RecordBatch]):
 
     def __next__(self) -> pa.RecordBatch:
         raw = next(self._raw)
-        # Imported on first use (see _WholeRead.batches): a run with nothing new never is.
+        # Imported on the first rows (pyarrow.compute: ~45 ms): a run with nothing new
+        # never converts any. Not while a whole read runs: an empty one took 8-99 ms on
+        # a busy machine, so no wait tells an empty read from one with rows.
         from src.backup.arrow_convert import convert_batch
 
         try:
@@ -211,12 +212,6 @@ class _WholeRead:
 
     def batches(self, size: int) -> Iterator[pa.RecordBatch]:
         """The result's batches of at most ``size`` rows, once the read is done."""
-        # What converts them (pyarrow.compute: ~45 ms to import) is imported while the
-        # server reads, not after the rows arrive; a quick read (the empty one of a run
-        # with nothing new) never needs it.
-        self._thread.join(_QUICK_READ_SECONDS)
-        if self._thread.is_alive():
-            import src.backup.arrow_convert  # noqa: F401
         self._thread.join()
         if self._error is not None:
             raise self._error

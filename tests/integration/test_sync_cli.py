@@ -291,9 +291,8 @@ def test_a_run_off_a_terminal_never_loads_rich(project: Project, pg: PgSchema) -
 
 
 def test_a_run_with_nothing_new_never_loads_the_converter(project: Project, pg: PgSchema) -> None:
-    """Guards the lazy pyarrow.compute (~45 ms at import): only rows need converting, and
-    the empty read of a run with nothing new is too quick to import it meanwhile
-    (mysql_reader's _WholeRead.batches)."""
+    """Guards the lazy pyarrow.compute (~45 ms at import): only rows need converting
+    (mysql_reader's BatchStream imports the converter on the first rows)."""
     project.cli("sync", "pipeline", "-p", "p", check=True)
     stderr, loaded = _sync_loading(project, ("pyarrow.compute", "src.backup.arrow_convert"))
     assert "0 rows extracted" in stderr and loaded == []
