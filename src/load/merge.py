@@ -89,9 +89,8 @@ class TableWriter:
             cur.execute(f"INSERT INTO {target} ({col_list}) SELECT {select} FROM {staging}")
         elif not self._upsert(cur, target, staging, cols, exprs, pk, target_cols):
             order = self._dedup_order(schema, pk)
-            keys = " AND ".join(f"t.{quote_pg(k)} = s.{quote_pg(k)}" for k in pk)
             partition = _listed(pk)
-            cur.execute(f"DELETE FROM {target} t USING {staging} s WHERE {keys}")
+            cur.execute(f"DELETE FROM {target} t USING {staging} s WHERE {_same_key(pk)}")
             cur.execute(
                 f"INSERT INTO {target} ({col_list}) SELECT {select} FROM ("
                 f"SELECT *, ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order}) "
@@ -242,12 +241,12 @@ class Upsert:
         source = ", ".join(
             f"{e} AS {quote_pg(c)}" for c, e in zip(self.cols, self.exprs, strict=True)
         )
-        on = " AND ".join(f"t.{quote_pg(k)} = s.{quote_pg(k)}" for k in self.pk)
         sets = self._sets("s")
         matched = f"UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
         values = ", ".join(f"s.{quote_pg(c)}" for c in self.cols)
         return (
-            f"MERGE INTO {self.target} t USING (SELECT {source} FROM {self.staging}) s ON {on} "
+            f"MERGE INTO {self.target} t USING (SELECT {source} FROM {self.staging}) s "
+            f"ON {_same_key(self.pk)} "
             f"WHEN MATCHED THEN {matched} "
             f"WHEN NOT MATCHED THEN INSERT ({_listed(self.cols)}) VALUES ({values})"
         )
@@ -255,6 +254,11 @@ class Upsert:
 
 def _listed(names: list[str]) -> str:
     return ", ".join(quote_pg(n) for n in names)
+
+
+def _same_key(pk: list[str]) -> str:
+    """Target row ``t`` and staged row ``s`` have the same key."""
+    return " AND ".join(f"t.{quote_pg(k)} = s.{quote_pg(k)}" for k in pk)
 
 
 def _canonical(sql_type: str) -> str:
