@@ -114,6 +114,30 @@ def test_a_small_window_of_spread_keys_is_counted_by_its_keys(
     assert "keys" in " ".join(check["notes"]), check
 
 
+def test_a_window_without_source_rows_does_not_scan_the_target(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    """Guards verify._counts' empty window: when every row a sync loaded shares the new
+    watermark's timestamp (one bulk UPDATE), no source row lies in the window and the
+    target is not counted. A target row of the window's time that the source lacks (a
+    row deleted at the source, for --detect-deletes) shows only if the target is scanned.
+    """
+    table = parcels(mysql_db, 100)
+    project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
+    assert sync(project)[0] == 0
+    mysql_db.execute(
+        "UPDATE parcels SET note = 'bulk', updated_at = '2025-03-01' WHERE id % 10 = 3 OR id = 100"
+    )
+    pg.execute("INSERT INTO parcels VALUES (5000, 'gone', 1, 1, '2025-02-01')")
+    code, report = sync(project)
+    result = report["table_results"][table]
+    check = result["verification"]
+    assert code == 0 and result["rows_loaded"] == 11, result
+    assert (check["status"], check["source_rows"], check["target_rows"]) == ("equal", 0, 0), check
+    assert "no key to count in the target" in " ".join(check["notes"]), check
+    assert pg.execute("SELECT COUNT(*) FROM parcels WHERE note = 'bulk'") == [(11,)]
+
+
 def test_a_window_that_differs_warns_or_fails(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
 ) -> None:
