@@ -11,7 +11,8 @@ child and its waited-for children only):
 a. ``mysql --quick … -e "SELECT … FROM parcels" > /dev/null`` — backup reference;
 b. ``sync pipeline --backup-only`` into a local stage directory (also with chunks of
    50,000 and 1,000,000 rows, issue #13's range, each in a fresh stage and target);
-c. the same into the S3 API server of the test harness (moto; ``--skip-s3`` skips it);
+c. the same into the S3 API server of the test harness (moto; ``--skip-s3`` skips it),
+   also with chunks of 50,000 and 1,000,000 rows;
 d. ``psql -c "\\copy <prefix>_ref.parcels FROM 'parcels.csv' CSV"`` — load reference
    (the CSV is exported once from the Parquet staged by b, untimed, into a table
    created ``LIKE`` the product's target table);
@@ -189,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # would compile src/ again (~0.1 s, measured).
     compileall.compile_dir(str(ROOT / "src"), quiet=1)
 
-    kinds: tuple[str, ...] = ("a", "b", *(f"b{c}" for c in SWEEP_CHUNKS), "c", "d", "e", "f")
+    sweeps = tuple(f"{kind}{c}" for kind in "bc" for c in SWEEP_CHUNKS)
+    kinds: tuple[str, ...] = ("a", "b", "c", *sweeps, "d", "e", "f")
     kinds += ("h", "hh", "j", "jr", "k1", "k2")
     kinds += ("vr", "v", "vk", "v100")
     kinds += tuple(f"p{n}{name}" for n in "12" for name in PEER_NAMES)
@@ -221,11 +223,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     exported = export_csv(backup.root / "stage", csv_path)
                     if exported != args.rows:
                         raise BenchError(f"staged {exported:,} rows, expected {args.rows:,}")
-                # c. backup into a fresh bucket on the S3 API server
-                if server is not None:
-                    s3, bucket_cm = s3_project(work, server, servers, src_db, dst, args)
+                # c. backup into a fresh bucket on the S3 API server, at the default
+                # chunk size and at the ends of the range operators use
+                s3_chunks = (("c", CHUNK_ROWS), *((f"c{c}", c) for c in SWEEP_CHUNKS))
+                for kind, chunk in s3_chunks if server is not None else ():
+                    servers.fresh_schema(dst)
+                    s3, bucket_cm = s3_project(work, server, servers, src_db, dst, args, chunk)
                     try:
-                        runs["c"].append(s3.sync(table, "--backup-only"))
+                        runs[kind].append(s3.sync(table, "--backup-only"))
                     finally:
                         bucket_cm.__exit__(None, None, None)
                 # e. load what b staged into a fresh target schema

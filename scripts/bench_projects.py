@@ -154,7 +154,13 @@ def s3_stage(skip: bool) -> Iterator[Any]:
 
 
 def s3_project(
-    work: Path, server: Any, servers: Servers, database: str, target_schema: str, args: Any
+    work: Path,
+    server: Any,
+    servers: Servers,
+    database: str,
+    target_schema: str,
+    args: Any,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> tuple[Project, Any]:
     """A project staging into a fresh bucket on ``server``; returns the bucket's context."""
     from tests.support.s3_server import s3_bucket
@@ -171,7 +177,15 @@ def s3_project(
     root = work / "s3"
     shutil.rmtree(root, ignore_errors=True)
     project = make_project(
-        root, servers, database, target_schema, stage, args.strategy, args.reader
+        root,
+        servers,
+        database,
+        target_schema,
+        stage,
+        args.strategy,
+        args.reader,
+        (TABLE,),
+        chunk_rows,
     )
     return project, bucket_cm
 

@@ -198,6 +198,17 @@ def result_rows(
     ]
     if runs["c"]:
         rows.append(timed_row("c. backup stage → S3 API (moto)", runs["c"], a, 1.3, "≤ 1.3× a"))
+        rows += [
+            timed_row(
+                f"c. backup stage → S3 API (moto), chunks of {c:,}",
+                runs[f"c{c}"],
+                a,
+                1.3,
+                "≤ 1.3× a",
+            )
+            for c in SWEEP_CHUNKS
+            if runs[f"c{c}"]
+        ]
     else:
         rows.append(Row("c. backup stage → S3 API (moto)", None, goal="skipped (--skip-s3)"))
     rows += [
