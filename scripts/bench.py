@@ -8,7 +8,8 @@ side by side, each measure in a fresh child process, started by a minimal
 wrapper whose ``os.wait4`` gives its wall time and peak RSS (``ru_maxrss``: that
 child and its waited-for children only):
 
-a. ``mysql --quick … -e "SELECT … FROM parcels" > /dev/null`` — backup reference;
+a. ``mysql --quick … -e "SELECT … FROM parcels" > /dev/null`` — backup reference, run
+   just before each run of b and c, whose ratios are the median of the per-pair ratios;
 b. ``sync pipeline --backup-only`` into a local stage directory (also with chunks of
    50,000 and 1,000,000 rows, issue #13's range, each in a fresh stage and target);
 c. the same into the S3 API server of the test harness (moto; ``--skip-s3`` skips it),
@@ -195,7 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     kinds += ("h", "hh", "j", "jr", "k1", "k2")
     kinds += ("vr", "v", "vk", "v100")
     kinds += tuple(f"p{n}{name}" for n in "12" for name in PEER_NAMES)
+    kinds += tuple(f"{k}/a" for k in ("b", "c", *sweeps))  # the a run just before each
     runs: dict[str, list[Measured]] = {k: [] for k in kinds}
+
+    def reference_read(kind: str) -> None:
+        """a, run just before each backup run of ``kind``: their ratio is taken per pair, so
+        the machine's drift between runs (10-20 % within minutes here) cancels out."""
+        measured = run_measured(servers.mysql_command(src_db), keep_output=False)
+        runs["a"].append(measured)
+        runs[f"{kind}/a"].append(measured)
+
     work = Path(tempfile.mkdtemp(prefix="s3backup-bench-"))
     csv_path = work / "parcels.csv"
     peers: Peers | None = None
@@ -205,18 +215,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         with s3_stage(args.skip_s3) as server:
             for n in range(args.repeat):
                 print(f"run {n + 1}/{args.repeat}", flush=True)
-                # a. the reference reader
-                runs["a"].append(run_measured(servers.mysql_command(src_db), keep_output=False))
                 # b. backup into a fresh local stage (and a fresh target: a new stage
                 # next to a ledger that lists the table's files is refused as a lost
-                # watermark)
+                # watermark), each run after a run of a, the reference reader
                 servers.fresh_schema(dst)
                 backup = local_project(work, "backup", servers, src_db, dst, args)
+                reference_read("b")
                 runs["b"].append(backup.sync(table, "--backup-only"))
                 # b at the chunk sizes operators use, each into a fresh stage and target
                 for chunk in SWEEP_CHUNKS:
                     servers.fresh_schema(dst)
                     swept = local_project(work, "b", servers, src_db, dst, args, (TABLE,), chunk)
+                    reference_read(f"b{chunk}")
                     runs[f"b{chunk}"].append(swept.sync(table, "--backup-only"))
                     shutil.rmtree(swept.root, ignore_errors=True)
                 if not csv_path.exists():
@@ -230,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     servers.fresh_schema(dst)
                     s3, bucket_cm = s3_project(work, server, servers, src_db, dst, args, chunk)
                     try:
+                        reference_read(kind)
                         runs[kind].append(s3.sync(table, "--backup-only"))
                     finally:
                         bucket_cm.__exit__(None, None, None)
