@@ -267,10 +267,10 @@ def _counts(
     target: 1.39 s, its scan 0.19 s). A window without source rows (every row the sync
     loaded shares the new watermark's timestamp, which the scope leaves to the next
     window) has no key to count: 0 without a query, where the whole count scanned the
-    target to find only rows deleted at the source (0.19-0.33 s for a 2M-row target,
-    more for a bigger one, on every such run). Other windows keep the whole count
-    (PostgreSQL's planner may misjudge a key range there: a bitmap scan of every key
-    took 426 ms).
+    target to find only rows deleted at the source (0.26-0.35 s on the 2M-row benchmark
+    target just after a merge, more on a bigger one, on every such run). Other windows
+    keep the whole count (PostgreSQL's planner may misjudge a key range there: a bitmap
+    scan of every key took 426 ms).
     A source row missing from the target, or loaded at another version, shows
     every way; a target row outside the source's keys (deleted at the source) is
     for ``--detect-deletes`` to find.
