@@ -50,8 +50,8 @@ DENSE_KEYS = 4  # keys a row, at most, for a window counted by key (see _counts)
 KEYED_COUNT = 1000  # table rows a window row, at least, for a window counted by its keys
 KEY_BATCH = 10_000  # keys held at once while the target counts them
 EMPTY_WINDOW = (
-    "counts: no MySQL row lies in the window (its rows share the new watermark's timestamp, "
-    "which the next sync's window covers): no key to count in the target"
+    "counts: no MySQL row lies in the window (rows at the new watermark's timestamp are "
+    "compared by the next sync's window): no key to count in the target"
 )
 
 
@@ -264,9 +264,9 @@ def _counts(
     keys: the source streams them and the target looks them up by its primary key,
     13-30 µs a key against 0.05-0.1 µs a row for the scan (a 10,000-row window of a
     10M-row target: 0.26-0.32 s instead of 0.49-0.67 s; 110,000 keys of a 2M-row
-    target: 1.39 s, its scan 0.19 s). A window without source rows (every row the sync
-    loaded shares the new watermark's timestamp, which the scope leaves to the next
-    window) has no key to count: 0 without a query, where the whole count scanned the
+    target: 1.39 s, its scan 0.19 s). A window without source rows (as when every row
+    the sync loaded shares the new watermark's timestamp, which the scope leaves to the
+    next window) has no key to count: 0 without a query, where the whole count scanned the
     target to find only rows deleted at the source (0.26-0.35 s on the 2M-row benchmark
     target just after a merge, more on a bigger one, on every such run). Other windows
     keep the whole count (PostgreSQL's planner may misjudge a key range there: a bitmap
