@@ -119,7 +119,7 @@ class TargetConnection(_Frozen):
 
 
 class S3Performance(_Frozen):
-    """Transfer tuning for boto3 (all optional)."""
+    """Transfer tuning of the S3 stage (all optional; docs/configuration.md says what each does)."""
 
     multipart_threshold: int = 104_857_600
     multipart_chunksize: int = 52_428_800
