@@ -35,8 +35,9 @@ Prints a table (seconds, reference, ratio, SPEC goal, pass/fail, peak RSS) and
 appends it, dated, with the machine and the exact command, to
 ``docs/benchmarks.md`` (``--no-record``: don't). With ``--repeat N`` every
 timing is the median of N interleaved runs (single runs on a shared 2-core
-machine vary by 10-20%). Not a test; ``tests/unit/test_bench_script.py`` only
-checks that it runs.
+machine vary by 10-20%); ``--pairs M`` runs b and c M times a repetition, each
+after its own run of a, their ratios the median of all N × M pairs. Not a test;
+``tests/unit/test_bench_script.py`` only checks that it runs.
 
 This file runs the measures; the pieces live beside it: ``scripts/bench_env.py``
 (the servers, a measured child process), ``scripts/bench_projects.py`` (the
@@ -44,7 +45,7 @@ throwaway configurations), ``scripts/bench_changes.py`` (the everyday change, it
 hand-written floor, the peers' runs), ``scripts/bench_report.py`` (the result
 table and docs/benchmarks.md), ``scripts/bench_peers.py`` and ``scripts/bench_verify.py``.
 
-Usage: .venv/bin/python scripts/bench.py [--rows 2000000] [--repeat 3]
+Usage: .venv/bin/python scripts/bench.py [--rows 2000000] [--repeat 3] [--pairs 1]
        [--memory-rows 10000000] [--skip-s3] [--no-record] [--prefix bench]
        [--strategy hybrid|id_only] [--reader auto|connectorx|pymysql] [--peers] [--cleanup]
 (``--reader pymysql`` compares the fallback reader; this replaces the old
@@ -65,6 +66,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -116,6 +118,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows of the table")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each timing (median)")
     parser.add_argument(
+        "--pairs",
+        type=int,
+        default=1,
+        help="b and c runs a repetition, each after its own a (ratios: the median of all pairs)",
+    )
+    parser.add_argument(
         "--memory-rows",
         type=int,
         default=0,
@@ -161,8 +169,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="drop the MySQL databases and PostgreSQL schemas afterwards",
     )
     args = parser.parse_args(argv)
-    if args.rows < 1 or args.repeat < 1 or args.memory_rows < 0:
-        parser.error("--rows and --repeat must be at least 1, --memory-rows at least 0")
+    if args.rows < 1 or args.repeat < 1 or args.pairs < 1 or args.memory_rows < 0:
+        parser.error("--rows, --repeat and --pairs must be at least 1, --memory-rows at least 0")
     return args
 
 
@@ -208,6 +216,40 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="s3backup-bench-"))
     csv_path = work / "parcels.csv"
+
+    def backup_runs(server: Any) -> Project:
+        """b and c once each (every run after its own a); returns b's project."""
+        # b. backup into a fresh local stage (and a fresh target: a new stage
+        # next to a ledger that lists the table's files is refused as a lost
+        # watermark), each run after a run of a, the reference reader
+        servers.fresh_schema(dst)
+        backup = local_project(work, "backup", servers, src_db, dst, args)
+        reference_read("b")
+        runs["b"].append(backup.sync(table, "--backup-only"))
+        # b at the chunk sizes operators use, each into a fresh stage and target
+        for chunk in SWEEP_CHUNKS:
+            servers.fresh_schema(dst)
+            swept = local_project(work, "b", servers, src_db, dst, args, (TABLE,), chunk)
+            reference_read(f"b{chunk}")
+            runs[f"b{chunk}"].append(swept.sync(table, "--backup-only"))
+            shutil.rmtree(swept.root, ignore_errors=True)
+        if not csv_path.exists():
+            exported = export_csv(backup.root / "stage", csv_path)
+            if exported != args.rows:
+                raise BenchError(f"staged {exported:,} rows, expected {args.rows:,}")
+        # c. backup into a fresh bucket on the S3 API server, at the default
+        # chunk size and at the ends of the range operators use
+        s3_chunks = (("c", CHUNK_ROWS), *((f"c{c}", c) for c in SWEEP_CHUNKS))
+        for kind, chunk in s3_chunks if server is not None else ():
+            servers.fresh_schema(dst)
+            s3, bucket_cm = s3_project(work, server, servers, src_db, dst, args, chunk)
+            try:
+                reference_read(kind)
+                runs[kind].append(s3.sync(table, "--backup-only"))
+            finally:
+                bucket_cm.__exit__(None, None, None)
+        return backup
+
     peers: Peers | None = None
     try:
         if args.peers:
@@ -215,35 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with s3_stage(args.skip_s3) as server:
             for n in range(args.repeat):
                 print(f"run {n + 1}/{args.repeat}", flush=True)
-                # b. backup into a fresh local stage (and a fresh target: a new stage
-                # next to a ledger that lists the table's files is refused as a lost
-                # watermark), each run after a run of a, the reference reader
-                servers.fresh_schema(dst)
-                backup = local_project(work, "backup", servers, src_db, dst, args)
-                reference_read("b")
-                runs["b"].append(backup.sync(table, "--backup-only"))
-                # b at the chunk sizes operators use, each into a fresh stage and target
-                for chunk in SWEEP_CHUNKS:
-                    servers.fresh_schema(dst)
-                    swept = local_project(work, "b", servers, src_db, dst, args, (TABLE,), chunk)
-                    reference_read(f"b{chunk}")
-                    runs[f"b{chunk}"].append(swept.sync(table, "--backup-only"))
-                    shutil.rmtree(swept.root, ignore_errors=True)
-                if not csv_path.exists():
-                    exported = export_csv(backup.root / "stage", csv_path)
-                    if exported != args.rows:
-                        raise BenchError(f"staged {exported:,} rows, expected {args.rows:,}")
-                # c. backup into a fresh bucket on the S3 API server, at the default
-                # chunk size and at the ends of the range operators use
-                s3_chunks = (("c", CHUNK_ROWS), *((f"c{c}", c) for c in SWEEP_CHUNKS))
-                for kind, chunk in s3_chunks if server is not None else ():
-                    servers.fresh_schema(dst)
-                    s3, bucket_cm = s3_project(work, server, servers, src_db, dst, args, chunk)
-                    try:
-                        reference_read(kind)
-                        runs[kind].append(s3.sync(table, "--backup-only"))
-                    finally:
-                        bucket_cm.__exit__(None, None, None)
+                for _ in range(args.pairs):
+                    backup = backup_runs(server)
                 # e. load what b staged into a fresh target schema
                 servers.fresh_schema(dst)
                 runs["e"].append(backup.sync(table, "--redshift-only"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ from src.config.settings import S3Performance, StageConfig
 from src.core.s3_stage import S3Stage
 from src.errors import StageError
 from tests.support.s3_server import S3Bucket
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _stage(bucket: S3Bucket, name: str | None = None, **performance: int) -> S3Stage:
@@ -74,3 +78,21 @@ def test_uploads_arrive_whole_either_way(
     assert stage.size("data/f.parquet") == len(data)
     assert stage.get_range("data/f.parquet", 100, 200) == data[100:200]
     assert stage.get_bytes("data/f.parquet") == data
+
+
+def test_a_stage_with_keys_never_loads_boto3(s3_bucket: S3Bucket) -> None:
+    """boto3's import and client cost 0.3 s before a run's first row (docs/benchmarks.md)."""
+    server = s3_bucket.server
+    code = (
+        "import sys; from src.config.settings import StageConfig; "
+        "from src.core.s3_stage import S3Stage; "
+        f"s = S3Stage('s3', StageConfig(bucket_name={s3_bucket.name!r}, region={server.region!r},"
+        f" endpoint_url={server.endpoint_url!r}, access_key_id={server.access_key!r},"
+        f" secret_access_key={server.secret_key!r})); "
+        "s.put_bytes('k', b'v'); assert s.get_bytes('k') == b'v'; "
+        "print([m for m in ('boto3', 'botocore') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"

@@ -25,7 +25,7 @@ def test_bench_script_runs_end_to_end() -> None:
     before = record.read_bytes() if record.exists() else None
     started = time.monotonic()
     command = [sys.executable, "scripts/bench.py", "--rows", "2000", "--skip-s3", "--no-record"]
-    command += ["--many-tables", "5", "--peers"]
+    command += ["--many-tables", "5", "--peers", "--pairs", "2"]
     result = subprocess.run(
         [*command, "--prefix", prefix, "--cleanup"],
         cwd=ROOT,

@@ -50,7 +50,7 @@ def test_help_does_not_import_heavy_modules() -> None:
     code = (
         "import sys; from click.testing import CliRunner; from src.cli.main import cli; "
         "CliRunner().invoke(cli, ['status', '--help']); "
-        "heavy = [m for m in ('pyarrow', 'boto3', 'pymysql', 'psycopg2', 'connectorx', "
+        "heavy = [m for m in ('pyarrow', 'boto3', 'obstore', 'pymysql', 'psycopg2', 'connectorx', "
         "'paramiko', 'pydantic') if m in sys.modules]; print(','.join(heavy))"
     )
     out = subprocess.run(
