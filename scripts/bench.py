@@ -348,8 +348,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = result_rows(runs, args, helps, memory, memory_again, peers)
     table_text = render(rows)
     command = shlex.join([".venv/bin/python", "scripts/bench.py", *(argv or sys.argv[1:])])
+    pairs = f" (b and c: of {args.repeat * args.pairs} pairs)" if args.pairs > 1 else ""
     header = (
-        f"## {started:%Y-%m-%d %H:%M} UTC — {args.rows:,} rows, median of {args.repeat}\n\n"
+        f"## {started:%Y-%m-%d %H:%M} UTC — {args.rows:,} rows, median of {args.repeat}"
+        f"{pairs}\n\n"
         f"- machine: {machine()}\n"
         f"- servers: {server_versions(servers)} (loopback)\n"
         f"- revision: {measured_revision}\n"

@@ -8,7 +8,7 @@ conditional creates for locks, and every error classified in one method
 Why obstore and not boto3: boto3 took 0.3 s to import and to build its client
 (botocore parses the S3 model and endpoint rules, ~1 MB of JSON), on every run
 and before the first row can be read, because the table's lock and watermark
-live in the bucket; obstore takes 2 ms. Its requests run in Rust without the
+live in the bucket; obstore takes 9 ms. Its requests run in Rust without the
 GIL, so uploads no longer slow the reading thread (docs/benchmarks.md).
 """
 
