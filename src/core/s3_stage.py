@@ -253,7 +253,7 @@ def _credentials(name: str, cfg: StageConfig) -> Any:
 
     A provider, not the store's own settings: the store would otherwise mix in
     ``AWS_*`` variables (a session token from the environment with a
-    configured key breaks every signature). boto3 is imported only here.
+    configured key breaks every signature). boto3 is imported only for the default chain.
     """
     key_id, secret = cfg.access_key_id, cfg.secret_access_key
     if (key_id is None) != (secret is None):
