@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from src.config.settings import StageConfig
 from src.core.stage import MAX_KEYS_PER_REQUEST, StagedObject
 from src.errors import ConfigError, StageError, StageUnavailableError, first_line
+from src.utils.stage_keys import WATERMARK_PREFIX
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig
@@ -90,9 +91,9 @@ class S3Stage:
         """
         where = f"S3 bucket {self.bucket} ({self._endpoint})"
         text = str(exc)
-        code, status = _s3_code(text), _status(text)
         if NO_CREDENTIALS in text:
             return StageError(f"{where}: {NO_CREDENTIALS}")
+        code, status = _s3_code(text), _status(text)
         reply = code or status
         if code in _TRANSIENT_S3_CODES or status >= 500:
             return StageUnavailableError(f"{where}: {action} failed: {reply} (retry later)")
@@ -115,10 +116,8 @@ class S3Stage:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """One PUT: S3 replaces whole objects atomically."""
-        import obstore
-
         try:
-            obstore.put(self._store, key, data, use_multipart=False)
+            self._store.put(key, data, use_multipart=False)
         except Exception as exc:
             raise self.classify(f"write {key}", exc) from exc
 
@@ -128,13 +127,10 @@ class S3Stage:
         Either way the object appears whole or not at all. A single PUT holds the
         file in memory (object_store signs the payload's SHA-256, which S3 checks).
         """
-        import obstore
-
         perf = self._perf
         file = Path(path)
         try:
-            obstore.put(
-                self._store,
+            self._store.put(
                 key,
                 file,
                 use_multipart=file.stat().st_size >= perf.multipart_threshold,
@@ -149,11 +145,10 @@ class S3Stage:
 
         https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
         """
-        import obstore
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
         try:
-            obstore.put(self._store, key, data, mode="create", use_multipart=False)
+            self._store.put(key, data, mode="create", use_multipart=False)
             return True
         except (AlreadyExistsError, PreconditionError):
             return False
@@ -164,10 +159,8 @@ class S3Stage:
 
     def get_bytes(self, key: str) -> bytes | None:
         """GET the object, None when the key does not exist."""
-        import obstore
-
         try:
-            return bytes(obstore.get(self._store, key).bytes())
+            return bytes(self._store.get(key).bytes())
         except Exception as exc:
             if _missing(exc):
                 return None
@@ -175,19 +168,15 @@ class S3Stage:
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """A ranged GET."""
-        import obstore
-
         try:
-            return bytes(obstore.get_range(self._store, key, start=start, end=end))
+            return bytes(self._store.get_range(key, start=start, end=end))
         except Exception as exc:
             raise self.classify(f"read {key}", exc) from exc
 
     def size(self, key: str) -> int | None:
         """HEAD the object, None on 404."""
-        import obstore
-
         try:
-            return int(obstore.head(self._store, key)["size"])
+            return int(self._store.head(key)["size"])
         except Exception as exc:
             if _missing(exc):
                 return None
@@ -199,11 +188,9 @@ class S3Stage:
         object_store lists whole path segments (``a/b`` lists ``a/b/…``), so a
         prefix that ends inside a name lists its folder and keeps the matches.
         """
-        import obstore
-
         folder = prefix if prefix.endswith("/") else prefix.rpartition("/")[0]
         try:
-            pages = obstore.list(self._store, folder or None, chunk_size=MAX_KEYS_PER_REQUEST)
+            pages = self._store.list(folder or None, chunk_size=MAX_KEYS_PER_REQUEST)
             for page in pages:
                 for item in page:
                     if item["path"].startswith(prefix):
@@ -213,14 +200,12 @@ class S3Stage:
 
     def delete(self, keys: Iterable[str]) -> int:
         """DeleteObjects in batches of at most 1000 keys; any per-key error fails."""
-        import obstore
-
         batch: list[str] = []
         deleted = 0
 
         def flush() -> int:
             try:
-                obstore.delete(self._store, batch)
+                self._store.delete(batch)
             except Exception as exc:
                 raise self.classify(f"delete {len(batch)} objects", exc) from exc
             return len(batch)
@@ -236,16 +221,14 @@ class S3Stage:
 
     def check(self) -> str:
         """List the bucket, then write and delete a probe object."""
-        import obstore
-
         try:
-            next(iter(obstore.list(self._store, "watermarks/", chunk_size=1)), None)
+            next(iter(self._store.list(WATERMARK_PREFIX, chunk_size=1)), None)
         except Exception as exc:
             raise self.classify("reach the bucket", exc) from exc
-        key = "watermarks/v2/.status-probe"
+        key = f"{WATERMARK_PREFIX}.status-probe"
         self.put_bytes(key, b"ok")
         self.delete([key])
-        return f"bucket {self.bucket} reachable, watermarks/v2/ writable"
+        return f"bucket {self.bucket} reachable, {WATERMARK_PREFIX} writable"
 
 
 def _credentials(name: str, cfg: StageConfig) -> Any:

@@ -76,6 +76,10 @@ def test_uploads_arrive_whole_either_way(
     stage = _stage(s3_bucket, multipart_threshold=threshold, multipart_chunksize=5 * 2**20)
     stage.put_file("data/f.parquet", str(path))
     assert stage.size("data/f.parquet") == len(data)
+    # A multipart object's ETag ends in "-<parts>": past the threshold the file goes up
+    # in parts, not read into memory for one PUT.
+    etag = s3_bucket.client.head_object(Bucket=s3_bucket.name, Key="data/f.parquet")["ETag"]
+    assert etag.strip('"').endswith("-3") == (threshold < len(data)), etag
     assert stage.get_range("data/f.parquet", 100, 200) == data[100:200]
     assert stage.get_bytes("data/f.parquet") == data
 
