@@ -115,19 +115,19 @@ class TableBackup:
         """Schema, strategy, window, start and sizes of a run (reads MySQL, changes nothing)."""
         strategy = table_strategy(self.app, self.pipeline, self.table_name, conn)
         schema = strategy.schema
+        if self.table.cdc_strategy == "full_sync" and self.table.full_sync_mode != "paginate":
+            start = Position()  # every run reads the whole table
+        else:
+            state = wm.mysql_state
+            start = strategy.start_position(state.last_timestamp, state.last_id, state.last_key)
         with conn.cursor() as cur:
-            window = strategy.window(cur)
+            window = strategy.window(cur, start)
             cur.execute(
                 "SELECT TABLE_ROWS FROM information_schema.TABLES "
                 "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
                 (self.schema_name, self.source_table),
             )
             row = cur.fetchone()
-        if self.table.cdc_strategy == "full_sync" and self.table.full_sync_mode != "paginate":
-            start = Position()  # every run reads the whole table
-        else:
-            state = wm.mysql_state
-            start = strategy.start_position(state.last_timestamp, state.last_id, state.last_key)
         chunk_size, source = resolve_chunk_size(self.pipeline, self.table)
         rows_per_file, file_source = resolve_rows_per_file(self.app, self.pipeline, self.table)
         if strategy.kind == "timestamp_only":
@@ -224,7 +224,7 @@ class TableBackup:
             }
             if pk_pass is not None:
                 fields["initial_pass"] = pk_pass.stored(position)
-            elif advances(position, recorded):
+            elif advances(position, recorded, plan.start):
                 # A lookback run re-reads rows before the watermark: never move it backwards.
                 last_ts, last_id = strategy.watermark_values(position)
                 if last_ts is not None:

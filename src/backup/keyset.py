@@ -1,8 +1,10 @@
-"""Keyset values as the watermark JSON holds them (``last_key``, ``initial_pass``).
+"""Keyset values as the watermark JSON holds them (``last_id``, ``last_key``, ``initial_pass``).
 
 Values come from Arrow batches or PyMySQL and go back as bound SQL
 parameters; JSON has no datetime, decimal or bytes, so each is written as
-text and read back by the column's kind.
+text and read back by the column's kind. The order of a keyset is always
+MySQL's own (the column's collation, PAD SPACE, accents): positions are
+compared in SQL, never re-sorted in Python.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from typing import Any
 from src.core.row_compare import exact_value
 from src.core.table_schema import ColumnSpec
 
-__all__ = ["decode_key_value", "encode_key_value", "exact_value"]
+__all__ = ["decode_key_value", "encode_key_value", "exact_value", "inexact_key"]
+
+# Key kinds whose values Python orders as MySQL does (numbers, dates, bytes): a
+# position of only these may be compared in Python. Text follows its collation.
+PYTHON_ORDERED_KINDS = frozenset(
+    {"integer", "unsigned_bigint", "decimal", "date", "datetime", "timestamp", "binary"}
+)
 
 
 def encode_key_value(value: Any) -> Any:
@@ -29,15 +37,42 @@ def encode_key_value(value: Any) -> Any:
 
 
 def decode_key_value(value: Any, col: ColumnSpec) -> Any:
-    """A JSON key value back to what the column's SQL comparison binds."""
-    if value is None or not isinstance(value, str):
-        return value
-    if col.kind in ("datetime", "timestamp"):
-        return dt.datetime.fromisoformat(value)
-    if col.kind == "date":
-        return dt.date.fromisoformat(value)
-    if col.kind in ("decimal", "unsigned_bigint"):
-        return exact_value(decimal.Decimal(value))
-    if col.kind == "binary":
-        return bytes.fromhex(value)
-    return value
+    """A JSON key value back to what the column's SQL comparison binds.
+
+    Typed by the column, not by the JSON: an operator's ``--id 123`` on a
+    VARCHAR key is the text ``'123'`` (a number would make MySQL compare as
+    DOUBLE), and ``"42"`` on an integer key is 42.
+    """
+    if value is None:
+        return None
+    kind = col.kind
+    if kind in ("integer", "bit_bool", "bit_int"):
+        return int(value)
+    if kind in ("datetime", "timestamp"):
+        return dt.datetime.fromisoformat(str(value))
+    if kind == "date":
+        return dt.date.fromisoformat(str(value)[:10])
+    if kind in ("decimal", "unsigned_bigint", "decimal_text"):
+        return exact_value(decimal.Decimal(str(value)))
+    if kind == "binary":
+        return bytes.fromhex(value) if isinstance(value, str) else bytes(value)
+    if kind in ("float", "double"):
+        return float(value)
+    return str(value)
+
+
+def inexact_key(col: ColumnSpec) -> str | None:
+    """Why a keyset over ``col`` cannot resume exactly; None when it can.
+
+    A keyset query sorts with ``ORDER BY col`` and continues with ``col > value``;
+    both must follow one order. ENUM and SET sort by their index but compare as
+    text; GEOMETRY sorts by its binary form but is read as WKT; MySQL's JSON type
+    compares as JSON.
+    """
+    if col.enum_max_bytes is not None:
+        return f"{col.data_type.upper()} sorts by its definition order but compares as text"
+    if col.select_as == "wkt":
+        return "a geometry sorts by its binary form, not by the WKT text that is read"
+    if col.is_json:
+        return "a JSON value has no order a keyset can continue from"
+    return None

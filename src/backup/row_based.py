@@ -24,7 +24,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from src.backup.keyset import decode_key_value, encode_key_value, exact_value
+from src.backup.keyset import (
+    decode_key_value,
+    encode_key_value,
+    exact_value,
+    inexact_key,
+)
 from src.config.settings import TableConfig
 from src.core.table_schema import TableSchema
 from src.errors import ConfigError, DataError
@@ -65,6 +70,7 @@ class Window:
     hi_ts: Any
     hi_id: Any
     null_cursor_rows: int
+    id_past_max: bool = False  # the start's id lies past MAX(id), in MySQL's order
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,14 @@ class RowBasedBackupStrategy:
             )
         order = [id_col]
         order += [c for c in self.primary_key if c not in order and c != self.ts_col]
+        for col in order:
+            problem = inexact_key(self.schema.column(col))
+            if problem:
+                raise ConfigError(
+                    f"table {self.schema.qualified_name}: {self.kind} continues after the last "
+                    f"key read, and key column {col} cannot be continued from exactly: {problem}; "
+                    "set cdc_id_column (and primary_key) to another unique key"
+                )
         return order
 
     def with_schema(self, schema: TableSchema) -> RowBasedBackupStrategy:
@@ -158,8 +172,12 @@ class RowBasedBackupStrategy:
         """``additional_where`` inside a pyformat template (its ``%`` doubled)."""
         return self._where_extra().replace("%", "%%")
 
-    def window(self, cursor: Any) -> Window:
-        """Fix the run's upper bound and count rows no cursor can ever reach."""
+    def window(self, cursor: Any, start: Position | None = None) -> Window:
+        """Fix the run's upper bound and count rows no cursor can ever reach.
+
+        With an id cursor, MySQL also says whether ``start``'s id lies past
+        ``MAX(id)``: in the column's collation, which Python cannot reproduce.
+        """
         table = self.schema.sql_table()
         if self.kind in ("full_sync", "custom_sql"):
             return Window(None, None, 0)
@@ -167,8 +185,11 @@ class RowBasedBackupStrategy:
         assert col is not None
         q = quote_mysql(col)
         extra = self._where_extra()
-        cursor.execute(f"SELECT MAX({q}) FROM {table} WHERE 1=1{extra}")
-        (hi,) = cursor.fetchone()
+        past, params = "NULL", []
+        if self.ts_col is None and start is not None and start.key:
+            past, params = f"MAX({q}) < %s", [start.key[0]]
+        cursor.execute(f"SELECT MAX({q}), {past} FROM {table} WHERE 1=1{extra}", params)
+        hi, id_past = cursor.fetchone()
         nulls = 0
         if self.schema.column(col).nullable:
             # Only a nullable column can hide rows from the cursor; counting them on a
@@ -179,10 +200,10 @@ class RowBasedBackupStrategy:
             hi = exact_value(hi)
         if self.ts_col is not None:
             return Window(hi, None, int(nulls or 0))
-        return Window(None, hi, int(nulls or 0))
+        return Window(None, hi, int(nulls or 0), id_past_max=bool(id_past))
 
     def start_position(
-        self, last_ts: str | None, last_id: int | None, last_key: dict[str, Any] | None = None
+        self, last_ts: str | None, last_id: Any, last_key: dict[str, Any] | None = None
     ) -> Position:
         """The watermark's position, moved back by ``lookback_seconds`` when set."""
         ts = self.ts_from_watermark(last_ts)
@@ -212,11 +233,20 @@ class RowBasedBackupStrategy:
             return ()
         if not self.key_cols:  # custom_sql: its {last_id}
             return (last_id,)
-        values = [last_id]
-        for col in self.key_cols[1:]:
-            if not last_key or col not in last_key:
+        stored = {self.key_cols[0]: last_id, **(last_key or {})}
+        values = []
+        for col in self.key_cols:
+            if col not in stored:
                 break  # unknown from here on: rows equal to the prefix are read again
-            values.append(decode_key_value(last_key[col], self.schema.column(col)))
+            spec = self.schema.column(col)
+            try:
+                values.append(decode_key_value(stored[col], spec))
+            except (ValueError, TypeError):
+                raise DataError(
+                    f"table {self.schema.qualified_name}: the watermark's position holds "
+                    f"{stored[col]!r} for key column {col}, which is {spec.column_type}; set "
+                    "a valid one with 'watermark set --id' or start over with 'watermark reset'"
+                ) from None
         return tuple(values)
 
     def ahead_of_source(self, pos: Position, window: Window) -> tuple[str, Any, Any] | None:
@@ -227,15 +257,15 @@ class RowBasedBackupStrategy:
         """
         if self.kind in ("full_sync", "custom_sql"):
             return None
-        if self.ts_col is not None:
-            stored, hi = _as_datetime(pos.ts), _as_datetime(window.hi_ts)
-            column = self.ts_col
-        else:
-            stored, hi, column = pos.id, window.hi_id, self.id_col or ""
+        if self.ts_col is None:
+            if pos.id is not None and (window.hi_id is None or window.id_past_max):
+                return self.id_col or "", pos.id, window.hi_id
+            return None
+        stored, hi = _as_datetime(pos.ts), _as_datetime(window.hi_ts)
         if stored is None:
             return None
         if hi is None or (type(hi) is type(stored) and stored > hi):
-            return column, stored, hi
+            return self.ts_col, stored, hi
         return None
 
     # ---------------------------------------------------------------- queries
@@ -356,15 +386,15 @@ class RowBasedBackupStrategy:
             return exact_value(value)
         return value
 
-    def watermark_values(self, pos: Position) -> tuple[str | None, int | None]:
-        """``(last_timestamp, last_id)`` as the watermark JSON stores them."""
+    def watermark_values(self, pos: Position) -> tuple[str | None, int | str | None]:
+        """``(last_timestamp, last_id)`` as the watermark JSON stores them (any key type)."""
         ts = pos.ts
         if isinstance(ts, int) and self.unix_ts:
             ts = dt.datetime.fromtimestamp(ts, tz=dt.UTC).replace(tzinfo=None)
         else:
             ts = _as_datetime(ts)  # a DATE cursor is stored at midnight
         text = ts.isoformat(timespec="microseconds") if isinstance(ts, dt.datetime) else None
-        return text, int(pos.id) if isinstance(pos.id, int) else None
+        return text, encode_key_value(pos.id)
 
     def watermark_key(self, pos: Position) -> dict[str, Any] | None:
         """The key columns after the id (the watermark's ``last_key``), JSON-ready."""
@@ -379,12 +409,16 @@ def _as_datetime(value: Any) -> Any:
     return value
 
 
-def advances(new: Position, old: Position) -> bool:
-    """Whether ``new`` lies after ``old`` in the keyset order (a lookback re-reads behind it)."""
-    if old.empty:
+def advances(new: Position, old: Position, start: Position) -> bool:
+    """Whether the watermark may move from ``old`` to ``new`` in a walk begun at ``start``.
+
+    A walk that starts after the watermark only moves forward. One that starts
+    behind it (``lookback_seconds``) moves it once past its timestamp; a re-read
+    of the group at the watermark's own timestamp starts at that group, so its
+    positions within the group hold. Compared by cursor value alone: keys follow
+    their collation's order, which Python cannot reproduce.
+    """
+    if not start.ts_inclusive or old.ts is None or new.ts is None:
         return True
-
-    def order(p: Position) -> tuple[Any, ...]:
-        return (p.ts is not None, p.ts if p.ts is not None else 0, p.key)
-
-    return order(new) > order(old)
+    new_ts, old_ts = _as_datetime(new.ts), _as_datetime(old.ts)
+    return bool(new_ts > old_ts or (new_ts == old_ts and _as_datetime(start.ts) == old_ts))

@@ -98,14 +98,14 @@ class MySQLDigest(SqlDigestSide):
             for c in plan.hashed
         ]
         row_text = f"CONCAT_WS('{SEPARATOR}', {', '.join(parts)})"
-        scope = plan.scope.column
         sql = DigestSql(
             table=schema.sql_table(),
             keys=tuple(quote_mysql(c.name) for c in plan.key),
             hash_sql=f"CAST(CONV(SUBSTRING(MD5({row_text}), {HASH_FROM}), 16, 10) AS UNSIGNED)",
             order=", ".join(_order_expr(c) for c in plan.key),
             fetched=tuple(mysql_text(c, plan.policy) for c in plan.fetched),
-            scope_column=quote_mysql(scope.name) if scope else None,
+            scope_columns=tuple(quote_mysql(c.name) for c in plan.scope.columns),
+            ordered=lambda _: True,  # MySQL compares in its own collations
             # additional_where is operator-written SQL from the pipeline file, trusted as such.
             extra=f" AND ({where.replace('%', '%%')})" if where else "",
         )

@@ -80,7 +80,7 @@ def render_watermark(view: WatermarkView, show_files: bool = False) -> list[str]
         f"  Total Rows Extracted (Cumulative): {b.total_rows:,}",
         f"  S3 Files Created: {b.s3_files_created:,}",
         f"  Last Data Timestamp: {display_timestamp(b.last_timestamp)}",
-        f"  Last Processed ID: {'none' if b.last_id is None else format(b.last_id, ',')}",
+        f"  Last Processed ID: {shown_id(b.last_id)}",
         "S3 → Redshift Loading Stage",
         f"  Status: {r.status}",
         *([f"  Last Error: {r.error}"] if r.error else []),
@@ -109,11 +109,23 @@ def render_watermark(view: WatermarkView, show_files: bool = False) -> list[str]
     return lines
 
 
+def shown_id(value: object) -> str:
+    """A key value as ``watermark get`` shows it: integers with thousands separators."""
+    if value is None:
+        return "none"
+    return format(value, ",") if isinstance(value, int) else str(value)
+
+
 @watermark_group.command("set")
 @table_option()
 @pipeline_option(help_text=_AUTO_P)
 @click.option("--timestamp", help='Last backed-up timestamp, "YYYY-MM-DD HH:MM:SS[.ffffff]".')
-@click.option("--id", "last_id", type=int, help="Last backed-up id.")
+@click.option(
+    "--id",
+    "last_id",
+    help="Last backed-up id: an integer, or the text of a VARCHAR, DECIMAL or DATE key "
+    "(hex for a BINARY key).",
+)
 @click.option("--force", is_flag=True, help="Set a position beyond the source's newest row.")
 @pass_app
 def watermark_set(
@@ -121,7 +133,7 @@ def watermark_set(
     table: str,
     pipeline: str | None,
     timestamp: str | None,
-    last_id: int | None,
+    last_id: str | None,
     force: bool,
 ) -> int:
     """Move where the next backup of TABLE starts (--timestamp, --id or both).

@@ -8,11 +8,12 @@ MySQL, PostgreSQL and Redshift. Both drivers take ``%s`` parameters.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from src.core.row_compare import DigestPlan, Range, RowDigest, comparable_key
+from src.core.row_compare import DigestPlan, Range, RowDigest, comparable_key, same_order
+from src.core.table_schema import ColumnSpec
 
 _LOOKUP_BATCH = 500
 
@@ -26,8 +27,10 @@ class DigestSql:
     hash_sql: str  # the row hash, a BIGINT-sized integer
     order: str  # ORDER BY list: the key, text keys in codepoint order
     fetched: tuple[str, ...] = ()  # columns compared in Python
-    scope_column: str | None = None  # quoted cursor column
+    scope_columns: tuple[str, ...] = ()  # the scope's keyset columns, quoted
     extra: str = ""  # " AND (additional_where)", ``%`` doubled
+    # Whether this database orders a column as MySQL does (text: only MySQL itself).
+    ordered: Callable[[ColumnSpec], bool] = same_order
 
 
 class SqlDigestSide(ABC):
@@ -55,11 +58,12 @@ class SqlDigestSide(ABC):
 
     # ---------------------------------------------------------------- SQL
     def _scope(self) -> tuple[str, list[Any]]:
-        conditions = self.plan.scope.conditions()
-        if self.sql.scope_column is None or not conditions:
-            return "1=1", []
-        sql = " AND ".join(f"{self.sql.scope_column} {op} %s" for op, _ in conditions)
-        return f"({sql})", [value for _, value in conditions]
+        return self.plan.scope.predicate(self.sql.scope_columns, self.sql.ordered)
+
+    @property
+    def exact_scope(self) -> bool:
+        """Whether this side selects exactly MySQL's rows in scope (not a wider set)."""
+        return self.plan.scope.exact(self.sql.ordered)
 
     def _where(self, rng: Range) -> tuple[str, list[Any]]:
         sql, params = self._scope()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import decimal
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +37,16 @@ _VARCHAR_LIMIT_BYTES = 65535
 # Key kinds whose order is the same in MySQL, PostgreSQL, Redshift and Python, and
 # whose range can be split by arithmetic: the key range is bisected on them.
 BISECT_KINDS = frozenset({"integer", "unsigned_bigint"})
+# Kinds every target orders as MySQL does (text follows each database's collation,
+# bytes are compared as bytea on PostgreSQL but not on Redshift).
+SAME_ORDER_KINDS = frozenset(
+    {"integer", "unsigned_bigint", "decimal", "float", "double", "date", "datetime", "timestamp"}
+)
+
+
+def same_order(col: ColumnSpec) -> bool:
+    """Whether every target orders ``col``'s values as MySQL does."""
+    return col.kind in SAME_ORDER_KINDS
 
 
 def exact_value(value: Any) -> Any:
@@ -72,28 +82,70 @@ def compared_prefix(col: ColumnSpec, policy: TypePolicy) -> int | None:
 
 @dataclass(frozen=True)
 class Scope:
-    """Which rows are compared: the cursor strictly below (or at) a bound, from a lower one.
+    """Which rows are compared: those at or below a keyset position.
 
-    ``column`` is the MySQL cursor column; ``None`` compares every row
-    (full_sync). ``inclusive`` is for an id cursor (``id <= last_id``);
-    ``lower`` (the window of one sync: ``ts >= before`` or ``id > before``)
-    is optional.
+    ``columns`` is the keyset (the cursor column, then the key columns after
+    it; empty: every row, as for full_sync) and ``bound`` the position's values,
+    a prefix of ``columns`` when only part of it is known. A row is in scope
+    when its ``(c1, c2, …)`` is at or below ``bound`` (strictly below when not
+    ``inclusive``, and always for a prefix: rows equal to a prefix may not be
+    synced yet); above ``lower`` on the first column when set (one sync's
+    window); and, with ``nulls``, when its first column is NULL
+    (``null_cursor: include``).
     """
 
-    column: ColumnSpec | None = None
-    bound: Any = None
-    inclusive: bool = False
+    columns: tuple[ColumnSpec, ...] = ()
+    bound: tuple[Any, ...] = ()
+    inclusive: bool = True
     lower: Any = None
     lower_inclusive: bool = True
+    nulls: bool = False
 
-    def conditions(self) -> list[tuple[str, Any]]:
-        """``(operator, value)`` pairs the cursor must satisfy."""
-        if self.column is None:
-            return []
-        found = [("<=" if self.inclusive else "<", self.bound)]
-        if self.lower is not None:
-            found.append((">=" if self.lower_inclusive else ">", self.lower))
-        return found
+    @property
+    def column(self) -> ColumnSpec | None:
+        """The cursor column (None: every row is in scope)."""
+        return self.columns[0] if self.columns else None
+
+    def compared_prefix(self, ordered: Callable[[ColumnSpec], bool]) -> int:
+        """How many bound values a database that orders ``ordered`` columns as MySQL does uses."""
+        for n, col in enumerate(self.columns[: len(self.bound)]):
+            if not ordered(col):
+                return n
+        return len(self.bound)
+
+    def exact(self, ordered: Callable[[ColumnSpec], bool]) -> bool:
+        """Whether such a database selects exactly MySQL's rows (not a wider set)."""
+        return self.compared_prefix(ordered) == len(self.bound) and (
+            self.lower is None or not self.columns or ordered(self.columns[0])
+        )
+
+    def predicate(
+        self, names: Sequence[str], ordered: Callable[[ColumnSpec], bool]
+    ) -> tuple[str, list[Any]]:
+        """The scope as SQL over ``names`` (the quoted ``columns``), and its parameters.
+
+        ``ordered(col)``: whether the database orders ``col`` as MySQL does (a
+        target orders text by its own collation). The position is compared on the
+        leading columns it orders alike and, past them, not at all: the scope is
+        then wider than MySQL's, and a row only it holds is looked up on the
+        other side (not synced yet), never called a difference.
+        """
+        if not self.columns:
+            return "1=1", []
+        n = self.compared_prefix(ordered)
+        inclusive = n < len(self.bound) or (self.inclusive and n == len(self.columns))
+        sql, params = "1=1", []
+        if n:
+            sql, params = f"{names[n - 1]} {'<=' if inclusive else '<'} %s", [self.bound[n - 1]]
+        for i in range(n - 2, -1, -1):
+            sql = f"({names[i]} < %s OR ({names[i]} = %s AND {sql}))"
+            params = [self.bound[i], self.bound[i], *params]
+        if self.lower is not None and ordered(self.columns[0]):
+            sql = f"{sql} AND {names[0]} {'>=' if self.lower_inclusive else '>'} %s"
+            params.append(self.lower)
+        if self.nulls:
+            sql = f"({sql} OR {names[0]} IS NULL)"
+        return f"({sql})", params
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,9 @@ CURRENT_VERSION = "2.1"
 # target's ledger holds every loaded file, and a document that grew with history made
 # every run and every staged file slower (100,000 names: 10 MB rewritten per file).
 PROCESSED_FILES_KEPT = 1000
+# A key value as the document holds it: an integer, or the text of a string, decimal,
+# date or time, or the hex of bytes (typed back by the key column's kind).
+KeyValue = int | float | str
 
 
 def utc_now_iso() -> str:
@@ -55,7 +58,7 @@ class MySQLState(_StageState):
     """Progress of the backup stage."""
 
     last_timestamp: str | None = None
-    last_id: int | None = None
+    last_id: KeyValue | None = None
     # The key columns after the id, when the keyset has more (a composite primary key).
     last_key: dict[str, Any] | None = None
     total_rows: int = 0

@@ -81,7 +81,6 @@ class TargetDigest(SqlDigestSide):
         ]
         keys = tuple(quote_pg(c.target_name) for c in plan.key)
         text_kinds = ("string", "time", "decimal_text")
-        scope = plan.scope.column
         sql = DigestSql(
             table=quote_pg_table(schema, table),
             keys=keys,
@@ -91,7 +90,7 @@ class TargetDigest(SqlDigestSide):
                 for k, c in zip(keys, plan.key, strict=True)
             ),
             fetched=tuple(f"CAST({quote_pg(c.target_name)} AS VARCHAR)" for c in plan.fetched),
-            scope_column=quote_pg(scope.target_name) if scope else None,
+            scope_columns=tuple(quote_pg(c.target_name) for c in plan.scope.columns),
             extra=f" AND {quote_pg(DELETED_AT_COLUMN)} IS NULL" if soft_deleted else "",
         )
         super().__init__(sql, plan)

@@ -15,7 +15,7 @@ from typing import Any
 
 from src.backup.key_extract import extract_by_key
 from src.backup.row_based import RowBasedBackupStrategy
-from src.core.row_compare import Scope
+from src.core.row_compare import Scope, same_order
 from src.core.simple_watermark_manager import QuarantinedFile
 from src.core.table_run import TableRun
 from src.core.table_schema import ColumnSpec
@@ -58,16 +58,19 @@ def release_quarantined(
 
 
 def _where(scope: Scope, strategy: RowBasedBackupStrategy, entry: QuarantinedFile) -> str:
-    """``below`` the compared bound, ``at`` it, or ``above`` (not covered yet)."""
+    """``below`` the compared position, ``at`` its timestamp, or ``above`` (not covered yet)."""
     if scope.column is None:
         return "below"  # every row was compared
     if strategy.ts_col is not None:
         ts = strategy.ts_from_watermark(entry.below.get("last_timestamp"))
         if ts is None:
             return "above"
-        return "below" if ts < scope.bound else "at" if ts == scope.bound else "above"
-    last_id = entry.below.get("last_id")
-    return "below" if last_id is not None and last_id <= scope.bound else "above"
+        bound = scope.bound[0]
+        return "below" if ts < bound else "at" if ts == bound else "above"
+    stored = strategy.key_from_watermark(entry.below.get("last_id"), None)
+    if not stored or not same_order(scope.column):  # text: MySQL's collation decides
+        return "below" if stored and stored[0] == scope.bound[0] else "above"
+    return "below" if stored[0] <= scope.bound[0] else "above"
 
 
 def _keys_at(mysql: Any, run: TableRun, scope: Scope, key: tuple[ColumnSpec, ...]) -> list[Any]:
@@ -78,6 +81,6 @@ def _keys_at(mysql: Any, run: TableRun, scope: Scope, key: tuple[ColumnSpec, ...
     with mysql.cursor() as cur:
         cur.execute(
             f"SELECT {cols} FROM {table} WHERE {quote_mysql(scope.column.name)} = %s",
-            (scope.bound,),
+            (scope.bound[0],),
         )
         return [tuple(row) for row in cur.fetchall()]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from src.config.settings import AppConfig, PipelineConfig, StageConfig
 from src.core.s3_stage import S3Stage
+from src.core.simple_watermark_manager import KeyValue
 from src.pipeline.sync_runner import SyncRun, TableOutcome
 from src.pipeline.verify_report import TableVerification
 from src.utils.atomic import atomic_write
@@ -33,7 +34,7 @@ class Position(_Strict):
     """Where the backup stood (the watermark's ``last_timestamp`` / ``last_id``)."""
 
     last_timestamp: str | None = None
-    last_id: int | None = None
+    last_id: KeyValue | None = None  # the text of a string, decimal or date key
 
 
 class TableResult(_Strict):

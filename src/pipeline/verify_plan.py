@@ -7,6 +7,7 @@ Pure functions over the MySQL schema, the watermark and the target's columns;
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 from src.backup.keyset import encode_key_value
@@ -20,29 +21,46 @@ from src.pipeline.verify_report import KeyList
 
 
 def watermark_scope(
-    strategy: RowBasedBackupStrategy, state: MySQLState, grace: float
+    strategy: RowBasedBackupStrategy, state: MySQLState, grace: float, nulls: bool = False
 ) -> Scope | None:
-    """The rows in sync by now (below the watermark, less ``grace``); None: nothing synced."""
+    """The rows in sync by now: at or below the watermark's keyset position; None: nothing synced.
+
+    ``grace`` seconds: only rows strictly below the position's timestamp less
+    that (late commits). ``nulls``: rows with a NULL cursor are synced too
+    (``null_cursor: include`` reads them every run).
+    """
     if strategy.kind == "full_sync":
         return Scope()
-    if strategy.ts_col is not None:
-        bound = strategy.ts_from_watermark(state.last_timestamp)
-        if bound is None:
+    key = strategy.key_from_watermark(state.last_id, state.last_key) if strategy.key_cols else ()
+    if strategy.ts_col is None:
+        if not key:
             return None
-        if grace:
-            step = dt.timedelta(seconds=grace)
-            bound = bound - int(grace) if isinstance(bound, int) else bound - step
-        # Strictly below: rows sharing the watermark's timestamp may be only partly synced.
-        return Scope(strategy.schema.column(strategy.ts_col), bound)
-    if state.last_id is None or strategy.id_col is None:
+        columns = [strategy.schema.column(c) for c in strategy.key_cols]
+        return Scope(tuple(columns), key, nulls=nulls)
+    bound = strategy.ts_from_watermark(state.last_timestamp)
+    if bound is None:
         return None
-    return Scope(strategy.schema.column(strategy.id_col), state.last_id, inclusive=True)
+    columns = [strategy.schema.column(strategy.ts_col)]
+    if strategy.kind == "hybrid":
+        columns += [strategy.schema.column(c) for c in strategy.key_cols]
+    else:
+        key = ()  # timestamp_only: a group of equal timestamps is staged whole
+    if grace:  # strictly below the timestamp less the grace
+        step = dt.timedelta(seconds=grace)
+        bound = bound - int(grace) if isinstance(bound, int) else bound - step
+        return Scope(tuple(columns), (bound,), inclusive=False, nulls=nulls)
+    return Scope(tuple(columns), (bound, *key), nulls=nulls)
 
 
 def window_scope(
     strategy: RowBasedBackupStrategy, before: MySQLState, after: MySQLState
 ) -> Scope | None:
-    """The rows one sync moved the watermark over (None: it did not move)."""
+    """The rows one sync moved the watermark over (None: it did not move).
+
+    Below the new position's timestamp (rows at it are compared by the next
+    window) and from the old one; for an id cursor, after the old id up to the
+    new position.
+    """
     if strategy.kind == "full_sync":
         return Scope()
     upper = watermark_scope(strategy, after, 0)
@@ -50,22 +68,32 @@ def window_scope(
         return None
     if strategy.ts_col is not None:
         lower = strategy.ts_from_watermark(before.last_timestamp)
-        if lower is not None and lower >= upper.bound:
+        if lower is not None and lower >= upper.bound[0]:
             return None
-        return Scope(upper.column, upper.bound, lower=lower)
-    if before.last_id is not None and before.last_id >= upper.bound:
+        return Scope(upper.columns[:1], upper.bound[:1], inclusive=False, lower=lower)
+    old = strategy.key_from_watermark(before.last_id, before.last_key)
+    if old == upper.bound:
         return None
-    return Scope(upper.column, upper.bound, True, lower=before.last_id, lower_inclusive=False)
+    return replace(upper, lower=old[0] if old else None, lower_inclusive=False)
 
 
 def compared_up_to(scope: Scope, strategy: RowBasedBackupStrategy) -> dict[str, Any]:
     """The scope as the report shows it (the watermark's field names)."""
     if scope.column is None:
         return {}
-    name = "last_timestamp" if scope.column.name == strategy.ts_col else "last_id"
-    shown: dict[str, Any] = {name: encode_key_value(scope.bound), "inclusive": scope.inclusive}
+    values = dict(zip((c.name for c in scope.columns), scope.bound, strict=False))
+    shown: dict[str, Any] = {}
+    if strategy.ts_col is not None:
+        shown["last_timestamp"] = encode_key_value(values.pop(strategy.ts_col))
+    if values and strategy.key_cols:
+        shown["last_id"] = encode_key_value(values.pop(strategy.key_cols[0], None))
+    if values:
+        shown["last_key"] = {name: encode_key_value(v) for name, v in values.items()}
+    shown["inclusive"] = scope.inclusive and len(scope.bound) == len(scope.columns)
     if scope.lower is not None:
         shown["from"] = encode_key_value(scope.lower)
+    if scope.nulls:
+        shown["null_cursor_rows"] = "included"
     return shown
 
 
@@ -102,8 +130,9 @@ def digest_plan(
             "JSON columns stored as JSONB are compared as parsed JSON in Python: every row "
             "is fetched (JSONB does not keep the text)"
         )
-    if scope.column is not None and scope.column.target_name not in present:
-        raise ConfigError(f"cursor column {scope.column.name} is not in the target table")
+    for col in scope.columns:
+        if col.target_name not in present:
+            raise ConfigError(f"cursor column {col.name} is not in the target table")
     hashed = tuple(c for c in chosen if c not in fetched)
     plan = DigestPlan(key=key, hashed=hashed, fetched=fetched, scope=scope, policy=schema.policy)
     return plan, notes

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from src.config.settings import AppConfig, TableConfig, appends_rows
 from src.core.connection_registry import find_pipeline_for_table
-from src.core.simple_watermark_manager import Watermark, utc_now_iso
+from src.core.simple_watermark_manager import KeyValue, Watermark, utc_now_iso
 from src.core.table_run import TableRun, open_table_run
 from src.errors import ConfigError, DataError
 from src.utils.stage_keys import new_execution_id
@@ -135,12 +135,12 @@ class SetResult:
 
     view: WatermarkView
     before_timestamp: str | None
-    before_id: int | None
+    before_id: KeyValue | None
     notes: list[str] = field(default_factory=list)
 
 
 def _set_notes(
-    cfg: TableConfig, timestamp: str | None, last_id: int | None, kept_id: int | None
+    cfg: TableConfig, timestamp: str | None, last_id: KeyValue | None, kept_id: KeyValue | None
 ) -> list[str]:
     notes = []
     if cfg.cdc_strategy == "hybrid" and timestamp is not None and last_id is None and kept_id:
@@ -171,7 +171,10 @@ def _refuse_beyond_source(app: AppConfig, handle: TableRun, wm: Watermark) -> No
         backup.connections.source_endpoint(source) as endpoint,
         backup.connections.mysql(source, endpoint) as conn,
     ):
-        plan = backup.plan(conn, wm)
+        try:
+            plan = backup.plan(conn, wm)
+        except DataError as exc:  # a value the key column cannot hold
+            raise ConfigError(f"refused: {exc}; nothing was changed") from None
     ahead = backup.position_ahead(plan, wm)
     if ahead is not None:
         raise ConfigError(
@@ -186,17 +189,21 @@ def set_watermark(
     pipeline: str | None,
     *,
     timestamp: str | None,
-    last_id: int | None,
+    last_id: str | int | None,
     force: bool = False,
 ) -> SetResult:
     """Move the backup position; only what is given changes. Under the table's lock.
 
-    A position past the source's ``MAX(cursor)`` is refused (it would read
-    nothing, run after run) unless ``force``.
+    ``last_id`` is kept as an integer when it reads as one, else as text (the
+    key column's kind types it when a run reads it). A position past the
+    source's ``MAX(cursor)`` is refused (it would read nothing, run after run)
+    unless ``force``.
     """
     if timestamp is None and last_id is None:
         raise ConfigError("nothing to set: give --timestamp, --id or both")
-    if last_id is not None and last_id < 0:
+    if isinstance(last_id, str) and re.fullmatch(r"-?\d+", last_id.strip()):
+        last_id = int(last_id)
+    if isinstance(last_id, int) and last_id < 0:
         raise ConfigError(f"--id {last_id} is negative: give an id of 0 or more")
     iso = parse_timestamp(timestamp) if timestamp is not None else None
     handle = open_table(app, table, pipeline, "watermark_set")
