@@ -18,17 +18,21 @@ from typing import Any
 from src.backup.chunk_loop import ChunkLoop
 from src.backup.keyset import exact_value
 from src.backup.mysql_reader import DEFAULT_BATCH_SIZE, make_reader
+from src.backup.null_cursor_pass import NullCursorPass
 from src.backup.parquet_sink import ParquetSink, StagedFile
 from src.backup.plan import BackupOptions, BackupPlan, BackupResult, table_strategy
+from src.backup.position_record import PositionRecord
 from src.backup.primary_key_pass import PrimaryKeyPass
-from src.backup.row_based import Position, RowBasedBackupStrategy, advances
+from src.backup.row_based import Position, RowBasedBackupStrategy
 from src.config.settings import (
+    appends_rows,
     resolve_chunk_size,
+    resolve_null_cursor,
     resolve_retries,
     resolve_rows_per_file,
 )
 from src.core.connections import ConnectionManager
-from src.core.simple_watermark_manager import Watermark, utc_now_iso
+from src.core.simple_watermark_manager import Watermark
 from src.core.stage import LocalStage
 from src.core.table_run import TableRun
 from src.errors import DataError
@@ -119,7 +123,12 @@ class TableBackup:
             start = Position()  # every run reads the whole table
         else:
             state = wm.mysql_state
-            start = strategy.start_position(state.last_timestamp, state.last_id, state.last_key)
+            start = strategy.start_position(
+                state.last_timestamp,
+                state.last_id,
+                state.last_key,
+                reread_group=state.group_open and self._may_reread(),
+            )
         with conn.cursor() as cur:
             window = strategy.window(cur, start)
             cur.execute(
@@ -146,6 +155,16 @@ class TableBackup:
             rows_per_file_source=file_source,
             estimated_rows=int(row[0] or 0) if row else 0,
         )
+
+    def _may_reread(self) -> bool:
+        """Whether this run may start by re-reading the rows at the watermark's timestamp.
+
+        Only where rows read again replace themselves (a merge by key), and only
+        in a run without a cap: a capped run resumes exactly, so a cap smaller
+        than the group still moves on.
+        """
+        uncapped = self.options.limit is None and self.options.max_chunks is None
+        return uncapped and not appends_rows(self.table)
 
     def position_ahead(self, plan: BackupPlan, wm: Watermark) -> str | None:
         """``"col = value, but MAX(col) … is hi"`` when the stored position is past the source."""
@@ -180,74 +199,32 @@ class TableBackup:
             plan = self.plan(conn, wm)
         self.check_position(plan, wm)
         strategy, schema, window = plan.strategy, plan.schema, plan.window
-        chunk_size, rows_per_file = plan.chunk_size, plan.rows_per_file
         result.null_cursor_rows = window.null_cursor_rows
         result.estimated_rows = plan.estimated_rows
-        if window.null_cursor_rows:
-            message = (
-                f"table {self.table_name}: {window.null_cursor_rows} rows have a NULL cursor "
-                "column and can never be picked up incrementally"
-            )
-            if self.table.null_cursor == "error":
-                raise DataError(message + " (null_cursor: error)")
-            log.warning(message)
-        if plan.nothing_to_do:
+        null_pass = self._null_pass(plan)
+        if plan.nothing_to_do and null_pass is None:
             log.info("nothing to back up", table=self.table_name)
             return
         log.info(
-            f"Using batch size: {chunk_size} ({plan.chunk_source})",
+            f"Using batch size: {plan.chunk_size} ({plan.chunk_source})",
             table=self.table_name,
-            rows_per_file=rows_per_file,
+            rows_per_file=plan.rows_per_file,
             rows_per_file_source=plan.rows_per_file_source,
         )
-        reader_endpoint = self.connections.mysql_endpoint(self.pipeline.source, endpoint)
-        session_rows = 0
         walker, pos = self.walk(wm, plan)
         pk_pass = walker if isinstance(walker, PrimaryKeyPass) else None
         if pk_pass is not None:
             log.info("first run: reading in primary-key order", table=self.table_name)
-        before = wm.mysql_state.model_copy()
-        recorded = Position(  # the watermark's own position (a lookback starts behind it)
-            strategy.ts_from_watermark(before.last_timestamp),
-            strategy.key_from_watermark(before.last_id, before.last_key)
-            if strategy.key_cols
-            else (),
-        )
-
-        def state_after(position: Position) -> dict[str, Any]:
-            """The watermark's position once the file ending at ``position`` is recorded."""
-            fields: dict[str, Any] = {
-                "last_timestamp": before.last_timestamp,
-                "last_id": before.last_id,
-                "last_key": before.last_key,
-                "initial_pass": None,
-            }
-            if pk_pass is not None:
-                fields["initial_pass"] = pk_pass.stored(position)
-            elif advances(position, recorded, plan.start):
-                # A lookback run re-reads rows before the watermark: never move it backwards.
-                last_ts, last_id = strategy.watermark_values(position)
-                if last_ts is not None:
-                    fields["last_timestamp"] = last_ts
-                if last_id is not None:
-                    fields["last_id"] = last_id
-                fields["last_key"] = strategy.watermark_key(position)
-            return fields
+        before_pass = wm.metadata.initial_pass
+        record = PositionRecord(plan, wm, pk_pass, null_pass)
+        session_rows = 0
 
         def uploaded(staged: StagedFile) -> None:
             nonlocal session_rows
             session_rows += staged.rows
-            fields = state_after(staged.position)
+            fields = record.fields(staged.position)
             with self.watermarks.changing() as doc:
-                state = doc.mysql_state
-                doc.metadata.initial_pass = fields["initial_pass"]
-                state.last_timestamp, state.last_id = fields["last_timestamp"], fields["last_id"]
-                state.last_key = fields["last_key"]
-                doc.backup_s3_files.append(staged.uri)
-                state.total_rows += staged.rows
-                state.last_session_rows = session_rows
-                state.last_session_files += 1
-                state.last_updated = utc_now_iso()
+                record.apply(doc, fields, staged.uri, staged.rows, session_rows)
             if self.on_staged is not None:
                 self.on_staged()
             result.files += 1
@@ -260,43 +237,89 @@ class TableBackup:
                 bytes=staged.bytes,
             )
 
-        stage = self.watermarks.stage  # one stage client per table run
         with (
             make_reader(
-                reader_endpoint,
+                self.connections.mysql_endpoint(self.pipeline.source, endpoint),
                 schema,
-                batch_size=min(chunk_size, DEFAULT_BATCH_SIZE),
+                batch_size=min(plan.chunk_size, DEFAULT_BATCH_SIZE),
                 prefer=self.options.reader,  # type: ignore[arg-type]
             ) as reader,
             ParquetSink(
-                stage,
+                self.watermarks.stage,  # one stage client per table run
                 schema.arrow_schema,
                 compression=self.pipeline.s3.compression,
                 schema_json=schema.to_json(),
                 on_uploaded=uploaded,
-                footer_position=lambda position: json.dumps(state_after(position)),
+                footer_position=lambda position: json.dumps(record.fields(position)),
                 statistics_columns=_key_columns(strategy),
             ) as sink,
         ):
             result.reader = reader.name
-            loop = ChunkLoop(
-                reader,
-                sink,
-                walker,
-                window,
-                chunk_size=chunk_size,
-                rows_per_file=rows_per_file,
-                limit=self.options.limit,
-                max_chunks=self.options.max_chunks,
-                table_name=self.table_name,
-                file_key=self._key,
-                on_chunk=self.on_progress,
-                retries=resolve_retries(self.pipeline, self.table),
-                load_waiting=self.load_waiting,
-            )
+            loop = self._loop(reader, sink, walker, plan)
             loop.run(pos, result)
+            if null_pass is not None and result.stopped_by is None:
+                record.walk_end = loop.pos if result.rows else None
+                rest = self._loop(reader, sink, null_pass, plan, first_chunk=loop.chunk_no)
+                rest.run(null_pass.resume_position(wm.metadata.null_pass), result)
+        if null_pass is not None and result.stopped_by is None:
+            with self.watermarks.lock:
+                wm.metadata.null_pass = None  # the pass is whole: the next run starts another
         if pk_pass is not None and result.stopped_by is None:
-            self._finish_pk_pass(wm, endpoint, strategy, pk_pass)
+            # A pass begun by an earlier run read part of the group at hi before this one.
+            resumed = before_pass is not None
+            still_open = resumed or strategy.group_open(pk_pass.hi, window.now)
+            self._finish_pk_pass(wm, endpoint, strategy, pk_pass, still_open)
+
+    def _loop(
+        self, reader: Any, sink: ParquetSink, walker: Any, plan: BackupPlan, first_chunk: int = 0
+    ) -> ChunkLoop:
+        """A chunk loop of ``walker`` over this run's reader and sink, with its caps.
+
+        ``first_chunk``: the chunks the run has read so far (the caps count them);
+        the last of them may have named a file, so this loop's files count on after it.
+        """
+        offset = 1 if first_chunk else 0
+        return ChunkLoop(
+            reader,
+            sink,
+            walker,
+            plan.window,
+            chunk_size=plan.chunk_size,
+            rows_per_file=plan.rows_per_file,
+            limit=self.options.limit,
+            max_chunks=self.options.max_chunks,
+            table_name=self.table_name,
+            file_key=lambda chunk, file: self._key(chunk + offset, file),
+            on_chunk=self.on_progress,
+            retries=resolve_retries(self.pipeline, self.table),
+            load_waiting=self.load_waiting,
+            first_chunk=first_chunk,
+        )
+
+    def _null_pass(self, plan: BackupPlan) -> NullCursorPass | None:
+        """The pass over rows whose cursor is NULL (``null_cursor: include``), when there are any.
+
+        ``error`` fails the run before anything is staged; ``exclude`` leaves
+        them out, and ``verify`` says how many.
+        """
+        nulls = plan.window.null_cursor_rows
+        if not nulls:
+            return None
+        mode = resolve_null_cursor(self.table)
+        column = plan.strategy.ts_col or plan.strategy.id_col
+        if mode == "error":
+            raise DataError(
+                f"table {self.table_name}: {nulls:,} rows have a NULL {column}, which no "
+                "cursor can reach (null_cursor: error); set null_cursor: include to read them "
+                "by primary key every run, or exclude to leave them out"
+            )
+        if mode == "exclude":
+            log.info("rows with a NULL cursor left out (null_cursor: exclude)",
+                     table=self.table_name, rows=nulls)  # fmt: skip
+            return None
+        log.info("rows with a NULL cursor read by key (null_cursor: include)",
+                 table=self.table_name, rows=nulls)  # fmt: skip
+        return NullCursorPass(plan.strategy)
 
     def walk(self, wm: Watermark, plan: BackupPlan) -> tuple[Any, Position]:
         """What the run walks (the strategy, or the first run's primary-key pass) and from where."""
@@ -324,6 +347,7 @@ class TableBackup:
         endpoint: Any,
         strategy: RowBasedBackupStrategy,
         pk_pass: PrimaryKeyPass,
+        group_open: bool,
     ) -> None:
         """Every row with ``ts <= hi`` is staged: continue after ``(hi, largest key)``."""
         with self.connections.mysql(self.pipeline.source, endpoint) as conn, conn.cursor() as cur:
@@ -335,7 +359,7 @@ class TableBackup:
         with self.watermarks.lock:
             state = wm.mysql_state
             state.last_timestamp, state.last_id = hi, last_id
-            state.last_key = strategy.watermark_key(end)
+            state.last_key, state.group_open = strategy.watermark_key(end), group_open
             wm.metadata.initial_pass = None
 
     def _key(self, chunk: int, file: int) -> str:

@@ -99,7 +99,9 @@ class ChunkLoop:
         on_chunk: Callable[[BackupResult], None] | None = None,
         retries: RetryConfig | None = None,
         load_waiting: Callable[[], bool] | None = None,
+        first_chunk: int = 0,
     ) -> None:
+        """``first_chunk``: the number of this loop's first chunk (a second walk of one run)."""
         self.reader = reader
         self.sink = sink
         self.strategy = strategy
@@ -114,7 +116,7 @@ class ChunkLoop:
         self.retries = retries or RetryConfig()
         self.load_waiting = load_waiting
         self.pos = Position()
-        self.chunk_no = 0
+        self.chunk_no = first_chunk
         self._files_in_chunk = 0
         self._written = 0  # rows of the current chunk in the sink
         self._ahead: tuple[ChunkQuery, int, BatchStream] | None = None  # query, rows, stream

@@ -36,6 +36,9 @@ from src.errors import ConfigError, DataError
 from src.utils.naming import quote_mysql
 
 _INT_KINDS = ("tinyint", "smallint", "mediumint", "int", "bigint")
+# Past a cursor value's own unit, how long a change may still arrive with it: a
+# statement's NOW() is taken before its commit (longer waits are lookback_seconds').
+BOUNDARY_MARGIN = dt.timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Window:
     hi_id: Any
     null_cursor_rows: int
     id_past_max: bool = False  # the start's id lies past MAX(id), in MySQL's order
+    now: Any = None  # the source's clock as the cursor column reads it (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -188,8 +192,10 @@ class RowBasedBackupStrategy:
         past, params = "NULL", []
         if self.ts_col is None and start is not None and start.key:
             past, params = f"MAX({q}) < %s", [start.key[0]]
-        cursor.execute(f"SELECT MAX({q}), {past} FROM {table} WHERE 1=1{extra}", params)
-        hi, id_past = cursor.fetchone()
+        cursor.execute(
+            f"SELECT MAX({q}), {past}, {self._clock()} FROM {table} WHERE 1=1{extra}", params
+        )
+        hi, id_past, now = cursor.fetchone()
         nulls = 0
         if self.schema.column(col).nullable:
             # Only a nullable column can hide rows from the cursor; counting them on a
@@ -199,13 +205,59 @@ class RowBasedBackupStrategy:
         if isinstance(hi, decimal.Decimal):
             hi = exact_value(hi)
         if self.ts_col is not None:
-            return Window(hi, None, int(nulls or 0))
+            return Window(hi, None, int(nulls or 0), now=now)
         return Window(None, hi, int(nulls or 0), id_past_max=bool(id_past))
 
+    def _clock(self) -> str:
+        """The source's clock as the cursor column's values read it (SQL).
+
+        The session is in UTC, as TIMESTAMP values are read. A DATETIME is written
+        in its writer's time zone, by default the server's
+        (``@@global.time_zone``; NULL when that names a zone the server has no
+        table for: the clock is then unknown).
+        """
+        if self.ts_col is None:
+            return "NULL"
+        if self.unix_ts:
+            return "UNIX_TIMESTAMP(NOW(6))"
+        if self.schema.column(self.ts_col).kind == "timestamp":
+            return "NOW(6)"
+        return "CONVERT_TZ(NOW(6), '+00:00', @@global.time_zone)"
+
+    def group_open(self, ts: Any, now: Any) -> bool:
+        """Whether a row may still be written with cursor value ``ts``, by the clock ``now``.
+
+        Until the source's clock has passed ``ts`` by the cursor's unit (a
+        second for ``DATETIME(0)``, a day for ``DATE``) plus
+        :data:`BOUNDARY_MARGIN`, a change can carry ``ts`` after a run has read
+        the rows at ``ts``: ``(ts > T OR (ts = T AND key > last))`` would never
+        read it. An unknown clock counts as open.
+        """
+        if ts is None or self.ts_col is None:
+            return False
+        if now is None:
+            return True
+        if self.unix_ts:
+            return bool(ts + 1 + BOUNDARY_MARGIN.total_seconds() > now)
+        col = self.schema.column(self.ts_col)
+        digits = col.datetime_precision or 0
+        unit = dt.timedelta(days=1) if col.kind == "date" else dt.timedelta(seconds=10**-digits)
+        return bool(_as_datetime(ts) + unit + BOUNDARY_MARGIN > now)
+
     def start_position(
-        self, last_ts: str | None, last_id: Any, last_key: dict[str, Any] | None = None
+        self,
+        last_ts: str | None,
+        last_id: Any,
+        last_key: dict[str, Any] | None = None,
+        *,
+        reread_group: bool = False,
     ) -> Position:
-        """The watermark's position, moved back by ``lookback_seconds`` when set."""
+        """The watermark's position, moved back by ``lookback_seconds`` when set.
+
+        ``reread_group``: start at the first row whose cursor equals the
+        watermark's (the group at its timestamp may have changed since it was
+        read; the merge absorbs what is read again).
+        """
         ts = self.ts_from_watermark(last_ts)
         key = self.key_from_watermark(last_id, last_key)
         if self.ts_col is None:
@@ -213,6 +265,8 @@ class RowBasedBackupStrategy:
         if ts is not None and self.cfg.lookback_seconds:
             back = dt.timedelta(seconds=self.cfg.lookback_seconds)
             ts = ts - int(back.total_seconds()) if self.unix_ts else ts - back
+            return Position(ts, (), ts_inclusive=True)
+        if ts is not None and reread_group:
             return Position(ts, (), ts_inclusive=True)
         return Position(ts, key if self.kind == "hybrid" else ())
 
@@ -267,6 +321,22 @@ class RowBasedBackupStrategy:
         if hi is None or (type(hi) is type(stored) and stored > hi):
             return self.ts_col, stored, hi
         return None
+
+    def left_open(self, position: Position, start: Position, now: Any, was_open: bool) -> bool:
+        """Whether the rows at ``position``'s timestamp may change after a walk from ``start``.
+
+        Open by the source's clock ``now`` (:meth:`group_open`), or because an
+        earlier run read part of the group: this walk began inside it, after
+        rows that may have changed since (``was_open`` says whether they could).
+        """
+        if self.group_open(position.ts, now):
+            return True
+        if start.ts is None or position.ts is None:
+            return False
+        began_inside = (
+            _as_datetime(start.ts) == _as_datetime(position.ts) and not start.ts_inclusive
+        )
+        return began_inside and was_open
 
     # ---------------------------------------------------------------- queries
     def _col(self, name: str | None) -> str:

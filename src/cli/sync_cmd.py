@@ -178,8 +178,9 @@ def _dry_run(
             window = plan["window"]
             pass_note = " (first run, reading in primary-key order)" if plan["first_pass"] else ""
             click.echo(f"  strategy: {plan['strategy']}{pass_note}")
+            since = "from" if window["after"].get("inclusive") else "after"
             click.echo(
-                f"  window: after {_bound(window['after'], 'the start of the table')} "
+                f"  window: {since} {_bound(window['after'], 'the start of the table')} "
                 f"up to {_bound(window['up_to'], 'the end of the table')}"
             )
             click.echo(f"  select: {plan['select'] or '(nothing new: no query)'}")
@@ -190,6 +191,7 @@ def _dry_run(
             click.echo(
                 f"  estimated rows: {plan['estimated_rows']:,} (information_schema); "
                 f"NULL cursor rows: {plan['null_cursor_rows']:,}"
+                + (f" (null_cursor: {plan['null_cursor']})" if plan.get("null_cursor") else "")
             )
         if "files_to_load" in plan:
             ddl = plan["target_ddl"]

@@ -94,6 +94,18 @@ def verify(
     return report.exit_code
 
 
+def _position(shown: dict[str, Any]) -> str:
+    """A compared position as operators read it: ``2026-12-07 17:59:42 / id 100500``."""
+    parts = []
+    if shown.get("last_timestamp") is not None:
+        parts.append(str(shown["last_timestamp"]).replace("T", " "))
+    if shown.get("last_id") is not None:
+        parts.append(f"id {shown['last_id']}")
+    parts += [f"{k} {v}" for k, v in (shown.get("last_key") or {}).items()]
+    text = " / ".join(parts)
+    return text if shown.get("inclusive") else f"below {text}"
+
+
 def _render(data: dict[str, Any]) -> None:
     from src.cli.tables import render_table
 
@@ -115,6 +127,11 @@ def _render(data: dict[str, Any]) -> None:
     for line in render_table(rows, header=header, right=range(2, 8)):
         click.echo(line)
     for name, t in data["tables"].items():
+        if t["compared_up_to"]:
+            click.echo(
+                f"{name}: compared {t['source_rows']:,} rows up to "
+                f"{_position(t['compared_up_to'])}; {t['newer_rows']:,} newer rows"
+            )
         for kind in ("missing_in_target", "extra_in_target", "different"):
             keys = t[kind]["keys"][:5]
             if keys:

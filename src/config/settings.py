@@ -205,7 +205,9 @@ class TableConfig(_Frozen):
     primary_key: list[str] | None = None
     lookback_seconds: int = Field(0, ge=0)
     full_sync_mode: Literal["replace", "append", "paginate"] = "replace"
-    null_cursor: Literal["warn", "error"] = "warn"
+    # Rows whose cursor is NULL: read by key every run, fail the run, or leave them out.
+    # Unset: resolve_null_cursor(). "warn" (an earlier release's) is "exclude".
+    null_cursor: Literal["include", "error", "exclude"] | None = None
     decimal_overflow: Literal["error", "varchar"] = "error"
     oversize_text: Literal["error", "truncate"] = "error"
     zero_dates: Literal["null", "error"] = "null"
@@ -223,6 +225,11 @@ class TableConfig(_Frozen):
     @classmethod
     def _alias_strategy(cls, value: Any) -> Any:
         return "hybrid" if value == "timestamp_id" else value
+
+    @field_validator("null_cursor", mode="before")
+    @classmethod
+    def _null_cursor_warn(cls, value: Any) -> Any:
+        return "exclude" if value == "warn" else value
 
     @field_validator("primary_key", mode="before")
     @classmethod
@@ -263,6 +270,11 @@ class TableConfig(_Frozen):
                 )
         if self.lookback_seconds and self.write_mode == "append":
             raise ValueError("lookback_seconds re-reads rows and needs write_mode merge")
+        if self.null_cursor == "include" and appends_rows(self):
+            raise ValueError(
+                "null_cursor: include reads the rows whose cursor is NULL again every run, "
+                "which an append table would duplicate; use error or exclude"
+            )
         return self
 
 
@@ -360,6 +372,18 @@ def appends_rows(table: TableConfig) -> bool:
     return table.write_mode == "append" or (
         table.cdc_strategy == "full_sync" and table.full_sync_mode == "append"
     )
+
+
+def resolve_null_cursor(table: TableConfig) -> Literal["include", "error", "exclude"]:
+    """What happens to rows whose cursor column is NULL (no cursor can ever reach them).
+
+    Set: as set. Unset: ``include`` (read by key every run, so every row arrives)
+    where rows read again replace themselves, ``error`` for an append table, which
+    would duplicate them: a run never leaves rows behind with only a warning.
+    """
+    if table.null_cursor is not None:
+        return table.null_cursor
+    return "error" if appends_rows(table) else "include"
 
 
 def resolve_write_mode(table: TableConfig, primary_key: Sequence[str], qualified: str) -> str:

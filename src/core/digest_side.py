@@ -84,6 +84,20 @@ class SqlDigestSide(ABC):
             self.fetch_one(f"SELECT COUNT(*) FROM {self.sql.table} WHERE {where}", params)[0]
         )
 
+    def newer_count(self) -> int:
+        """Rows past the scope's position (not synced yet); 0 without a position."""
+        sql, params = self.plan.scope.newer(self.sql.scope_columns)
+        table = self.sql.table
+        return int(
+            self.fetch_one(f"SELECT COUNT(*) FROM {table} WHERE {sql}{self.sql.extra}", params)[0]
+        )
+
+    def null_count(self) -> int:
+        """Rows whose cursor column is NULL."""
+        column = self.sql.scope_columns[0]
+        sql = f"SELECT COUNT(*) FROM {self.sql.table} WHERE {column} IS NULL{self.sql.extra}"
+        return int(self.fetch_one(sql, [])[0])
+
     def keys(self) -> Iterator[tuple[Any, ...]]:
         """The keys of the rows in scope, streamed (in no particular order)."""
         where, params = self._where(Range())

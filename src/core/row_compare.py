@@ -147,6 +147,18 @@ class Scope:
             sql = f"({sql} OR {names[0]} IS NULL)"
         return f"({sql})", params
 
+    def newer(self, names: Sequence[str]) -> tuple[str, list[Any]]:
+        """Rows past the position, in MySQL's order (its complement, NULL cursors aside)."""
+        n = len(self.bound)
+        if not n:
+            return "1=0", []
+        inclusive = self.inclusive and n == len(self.columns)
+        sql, params = f"{names[n - 1]} {'>' if inclusive else '>='} %s", [self.bound[n - 1]]
+        for i in range(n - 2, -1, -1):
+            sql = f"({names[i]} > %s OR ({names[i]} = %s AND {sql}))"
+            params = [self.bound[i], self.bound[i], *params]
+        return sql, params
+
 
 @dataclass(frozen=True)
 class DigestPlan:

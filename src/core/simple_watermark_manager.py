@@ -61,6 +61,10 @@ class MySQLState(_StageState):
     last_id: KeyValue | None = None
     # The key columns after the id, when the keyset has more (a composite primary key).
     last_key: dict[str, Any] | None = None
+    # The rows at last_timestamp may have changed since they were read: the run read them
+    # before the source's clock had passed that value, or stopped among them. The next
+    # run without a cap re-reads them (a merge table; src/backup/row_based.py).
+    group_open: bool = False
     total_rows: int = 0
     last_session_rows: int = 0
     s3_files_created: int = 0
@@ -85,6 +89,8 @@ class WatermarkMetadata(_State):
     # A hybrid table's first run, read in primary-key order:
     # {"hi": <ts>, "last_pk": <key value, or a list of them for a composite key>}.
     initial_pass: dict[str, Any] | None = None
+    # A null_cursor: include pass cut short by a cap: {"last_pk": [<key values>]}.
+    null_pass: dict[str, Any] | None = None
     # Loaded files dropped from processed_s3_files (the oldest first), and the greatest
     # of their names: staged names sort by time, so an unlisted file up to it is loaded.
     loaded_files_forgotten: int = 0

@@ -10,7 +10,7 @@ from typing import Any
 
 from src.backup.backup_stage import TableBackup
 from src.backup.mysql_reader import make_reader
-from src.config.settings import AppConfig
+from src.config.settings import AppConfig, resolve_null_cursor
 from src.core.connection_registry import get_pipeline, get_table
 from src.core.table_run import open_table_run
 from src.load.load_stage import TableLoad
@@ -51,7 +51,12 @@ def dry_run(
                 strategy=plan.strategy.kind,
                 first_pass=walker.kind == "pk_pass",
                 window={
-                    "after": {"timestamp": start.ts, "id": start.id, "key": list(start.key)},
+                    "after": {
+                        "timestamp": start.ts,
+                        "id": start.id,
+                        "key": list(start.key),
+                        "inclusive": start.ts_inclusive,  # lookback, or an open group read again
+                    },
                     "up_to": {
                         "timestamp": getattr(walker, "hi", plan.window.hi_ts),
                         "id": plan.window.hi_id,
@@ -63,6 +68,9 @@ def dry_run(
                 rows_per_file=plan.rows_per_file,
                 estimated_rows=plan.estimated_rows,
                 null_cursor_rows=plan.window.null_cursor_rows,
+                null_cursor=resolve_null_cursor(run.config)
+                if plan.window.null_cursor_rows
+                else None,
             )
         if not options.backup_only:
             load = TableLoad(run, make_dialect(app, pipeline))

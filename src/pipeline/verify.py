@@ -18,7 +18,7 @@ from typing import Any
 
 from src.backup.plan import table_strategy
 from src.backup.source_digest import MySQLDigest
-from src.config.settings import AppConfig, PipelineConfig
+from src.config.settings import AppConfig, PipelineConfig, resolve_null_cursor
 from src.core.connection_registry import get_pipeline, get_table
 from src.core.connections import ConnectionManager
 from src.core.driver_errors import connection_failed
@@ -120,6 +120,13 @@ def verify_table(
             log.error("verify failed", table=table, error=str(error))
             text, code = str(error), error.exit_code
         result = TableVerification(status="failed", error=text, exit_code=code)
+    compared = result.source_rows or result.target_rows
+    if result.status == "equal" and not compared and (result.newer_rows or result.null_cursor_rows):
+        result.status = "not_ready"  # never "equal" having compared nothing
+        result.notes.append(
+            "no MySQL row lies at or below the watermark's position yet: nothing was "
+            "compared; sync the table (or lower --grace) and verify again"
+        )
     result.duration_seconds = round(time.perf_counter() - begin, 3)
     return result
 
@@ -162,7 +169,9 @@ def _verify(
         if window is not None:
             scope = window_scope(strategy, *window)
         else:
-            scope = watermark_scope(strategy, wm.mysql_state, options.grace_seconds)
+            # null_cursor: include reads every NULL-cursor row in each run's last pass.
+            nulls = resolve_null_cursor(cfg) == "include" and wm.metadata.null_pass is None
+            scope = watermark_scope(strategy, wm.mysql_state, options.grace_seconds, nulls)
         if scope is None:
             return TableVerification(
                 status="not_ready", notes=["nothing has been synced yet (no watermark position)"]
@@ -190,6 +199,8 @@ def _verify(
             compared_up_to=compared_up_to(scope, strategy),
             notes=notes,
         )
+        if window is None:
+            _outside_scope(result, source, scope)
         if not plan.key or options.counts_only:
             result.method = "counts"
             counted = _counts(source, target, plan, lambda: _estimate(mysql[0], run))
@@ -239,6 +250,18 @@ def _verify(
         if whole and not result.repair.dry_run:
             result.quarantine_released = release(scope)
         return result
+
+
+def _outside_scope(result: TableVerification, source: MySQLDigest, scope: Scope) -> None:
+    """Count what the comparison leaves out: rows past the position, rows with a NULL cursor."""
+    result.newer_rows = source.newer_count()
+    if scope.column is not None and scope.column.nullable and not scope.nulls:
+        result.null_cursor_rows = nulls = source.null_count()
+        if nulls:
+            result.notes.append(
+                f"{nulls:,} rows whose {scope.column.name} is NULL are not compared "
+                "(null_cursor: exclude leaves them out of the sync)"
+            )
 
 
 def _driver_error(exc: Exception) -> BackupError | None:

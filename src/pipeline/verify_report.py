@@ -44,6 +44,10 @@ class TableVerification(BaseModel):
     extra_in_target: KeyList = Field(default_factory=KeyList)
     different: KeyList = Field(default_factory=KeyList)
     not_synced_yet: int = 0
+    # MySQL rows past the compared position (changed or added since the last sync).
+    newer_rows: int = 0
+    # MySQL rows whose cursor is NULL; compared only with null_cursor: include.
+    null_cursor_rows: int = 0
     columns_compared: list[str] = Field(default_factory=list)
     segments_compared: int = 0
     rows_fetched: int = 0

@@ -216,6 +216,7 @@ def set_watermark(
             wm.mysql_state.last_id = last_id
         wm.metadata.initial_pass = None  # an operator's position ends any first pass
         wm.mysql_state.last_key = None  # unknown: rows at the given id are read again
+        wm.mysql_state.group_open = False  # the operator's position is taken as it is
         if not force:
             _refuse_beyond_source(app, handle, wm)
         wm.metadata.manual_override = True

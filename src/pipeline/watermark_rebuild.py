@@ -74,6 +74,7 @@ def rebuild_watermark(app: AppConfig, table: str, pipeline: str | None) -> Rebui
         state = wm.mysql_state
         state.last_timestamp, state.last_id = position["last_timestamp"], position["last_id"]
         state.last_key = position.get("last_key")
+        state.group_open = position.get("group_open", True)  # unknown: read the group again
         wm.metadata.initial_pass = position.get("initial_pass")
         wm.processed_s3_files = [uri for uri, _ in loaded]
         wm.forget_oldest_loaded()

@@ -181,21 +181,6 @@ def test_max_chunks_and_rows_per_file(tmp_path: Path, mysql_db: MySQLDatabase) -
     assert group.column(0).statistics.min == 1
 
 
-def test_null_cursor_rows_warn_or_fail(tmp_path: Path, mysql_db: MySQLDatabase) -> None:
-    table = create_events(mysql_db)
-    insert_rows(mysql_db, [(1, "2025-03-01 10:00:01", "a"), (2, None, "null")])
-    project = make_project(tmp_path, mysql_db, {table: HYBRID})
-    result = project.backup(table)
-    assert "1 rows have a NULL cursor column" in result.stderr
-    assert staged_ids(project, table) == [1]
-    strict = make_project(
-        tmp_path / "strict", mysql_db, {table: {**HYBRID, "null_cursor": "error"}}
-    )
-    failed = strict.cli("sync", "pipeline", "-p", "p", "--backup-only")
-    assert failed.returncode == 4
-    assert "null_cursor: error" in failed.stderr
-
-
 def test_hostile_table_and_column_names(tmp_path: Path, mysql_db: MySQLDatabase) -> None:
     name = 'we`ir"d;t'
     mysql_db.execute(
