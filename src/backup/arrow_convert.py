@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from src.backup.conversion_stats import ConversionStats
 from src.backup.mysql_schema import REDSHIFT_MAX_VARBYTE_BYTES, REDSHIFT_MAX_VARCHAR_BYTES
+from src.core.json_text import has_json_nul_escape
 from src.core.table_schema import TEMPORAL_KINDS, ColumnSpec, TableSchema
 from src.errors import DataError
 
@@ -183,8 +184,16 @@ def _string(col: _Column) -> pa.Array:
         problem = "value contains a NUL character, which Redshift cannot load"
         hint = "fix the value in MySQL or set nul_chars: strip for this table"
         raise col.error(bad, problem, hint)
+    if col.spec.is_json and col.schema.policy.nul_chars == "error":
+        escaped = has_json_nul_escape(arr)
+        if pc.any(escaped).as_py():
+            problem = "JSON value holds a \\u0000 escape (a NUL character), which JSONB refuses"
+            hint = "fix the value in MySQL or set nul_chars: strip for this table"
+            raise col.error(_first_true(escaped), problem, hint)
     col.stats.count("nul_chars", col.spec.target_name, nuls)
     limit = REDSHIFT_MAX_VARCHAR_BYTES
+    if not col.schema.policy.redshift_limits:
+        return arr
     if col.spec.max_value_bytes is not None and col.spec.max_value_bytes <= limit:
         return arr  # the column cannot hold a longer value: skip the scan
     mask = oversize_mask(arr, limit)
@@ -204,6 +213,8 @@ def _string(col: _Column) -> pa.Array:
 def _binary(col: _Column) -> pa.Array:
     arr = col.values.cast(pa.binary())
     limit = REDSHIFT_MAX_VARBYTE_BYTES
+    if not col.schema.policy.redshift_limits:
+        return arr
     if col.spec.max_value_bytes is not None and col.spec.max_value_bytes <= limit:
         return arr
     mask = oversize_mask(arr, limit)

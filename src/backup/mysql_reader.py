@@ -61,11 +61,13 @@ DEFAULT_BATCH_SIZE = 50_000
 # are held.
 WHOLE_READ_ROWS = 100_000
 # connectorx 0.4 (pinned) panics, through pyo3's PanicException, in two ways that matter.
-# A DATE/DATETIME value mysql_common cannot convert (a zero date):
+# A DATE/DATETIME value mysql_common cannot convert (a zero date), in a nullable column
+# and in a NOT NULL one (a legacy NOT NULL DEFAULT '0000-00-00'):
 #   Could not retrieve `core::option::Option<chrono::naive::date::NaiveDate>`: ...
+#   Could not retrieve `chrono::naive::date::NaiveDate`: ...
 _DATE_PANIC = re.compile(
-    r"Could not retrieve `core::option::Option<chrono::naive::"
-    r"(?:date::NaiveDate|datetime::NaiveDateTime)>`"
+    r"Could not retrieve `(?:core::option::Option<)?chrono::naive::"
+    r"(?:date::NaiveDate|datetime::NaiveDateTime)>?`"
 )
 # The connection lost mid-read (server KILL, a reset, a dropped tunnel): a panic from the
 # stream, a RuntimeError from a whole read:

@@ -83,6 +83,8 @@ _MARIADB_TEXT_TYPES = {"uuid": 36, "inet6": 39, "inet4": 15}
 # (latin1 is 1 byte in MySQL but "€" is 3 in UTF-8).
 _UTF8_BYTES = {"ascii": 1, "utf8mb4": 4, "utf16": 4, "utf16le": 4, "utf32": 4, "gb18030": 4}
 _DEFAULT_UTF8_BYTES = 3
+# A zero date, or one with a zero month or day, as COLUMN_DEFAULT shows it ('0000-00-00').
+_ZERO_DATE = re.compile(r"'?\d{4}-(?:00-\d{2}|\d{2}-00)")
 _ENUM_VALUE = re.compile(r"'((?:[^'\\]|''|\\.)*)'")
 
 
@@ -263,6 +265,7 @@ def _column_spec(
         is_json=data_type == "json" or f"json_valid({quote_mysql(name)})" in checks,
         # MariaDB reports the default of a nullable column without one as the text NULL.
         has_default=row[11] is not None and _text(row[11]).upper() != "NULL",
+        zero_date_default=row[11] is not None and _ZERO_DATE.match(_text(row[11])) is not None,
         **facts,
         **mapped,
     )

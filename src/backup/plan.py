@@ -84,7 +84,7 @@ def table_strategy(
         conn,
         schema_name,
         source_table,
-        type_policy(table),
+        type_policy(table, app.targets[pipeline.target].type),
         IDENTIFIER_LIMITS[app.targets[pipeline.target].type],
     )
     strategy = RowBasedBackupStrategy(table, schema)
@@ -92,11 +92,12 @@ def table_strategy(
     return strategy
 
 
-def type_policy(table: TableConfig) -> TypePolicy:
-    """The table's value policies (SPEC §7)."""
+def type_policy(table: TableConfig, target_type: str) -> TypePolicy:
+    """The table's value policies (SPEC §7), and whether Redshift's limits hold."""
     return TypePolicy(
         decimal_overflow=table.decimal_overflow,
         oversize_text=table.oversize_text,
         zero_dates=table.zero_dates,
         nul_chars=table.nul_chars,
+        redshift_limits=target_type == "redshift",
     )

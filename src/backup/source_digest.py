@@ -35,10 +35,15 @@ from src.utils.naming import quote_mysql
 _FETCH_ROWS = 10_000
 
 
-def mysql_text(col: ColumnSpec, policy: TypePolicy) -> str:
-    """The SQL text of one column's value as both sides normalise it (NULL stays NULL)."""
+def mysql_text(col: ColumnSpec, policy: TypePolicy, scale: int | None = None) -> str:
+    """The SQL text of one column's value as both sides normalise it (NULL stays NULL).
+
+    ``scale``: a decimal's, when the target's is larger (the source's shrank).
+    """
     c = quote_mysql(col.name)
     kind = col.kind
+    if kind == "decimal" and scale is not None and scale > (col.numeric_scale or 0):
+        return f"CAST(CAST({c} AS DECIMAL(65, {scale})) AS CHAR)"
     if kind in ("integer", "unsigned_bigint", "decimal", "decimal_text", "time"):
         return f"CAST({c} + 0 AS CHAR)" if col.data_type == "year" else f"CAST({c} AS CHAR)"
     if kind in ("bit_bool", "bit_int"):
@@ -65,11 +70,13 @@ def mysql_text(col: ColumnSpec, policy: TypePolicy) -> str:
 def _float_text(x: str) -> str:
     """``<mantissa>e<exponent>`` of a DOUBLE at FLOAT_DIGITS significant digits.
 
-    Dividing by a power of ten (never multiplying) keeps the smallest doubles
-    finite on every side.
+    The scaling power is applied in two halves, so neither over- nor underflows
+    on any side (4.9e-324 needs 10^-335, below the smallest double).
     """
     exponent = f"FLOOR(LOG10(ABS({x})))"
-    mantissa = f"CAST(ROUND({x} / POW(10, {exponent} - {FLOAT_DIGITS - 1})) AS SIGNED)"
+    half = f"FLOOR(({exponent} - {FLOAT_DIGITS - 1}) / 2)"
+    rest = f"({exponent} - {FLOAT_DIGITS - 1} - {half})"
+    mantissa = f"CAST(ROUND({x} / POW(10, {half}) / POW(10, {rest})) AS SIGNED)"
     return (
         f"CASE WHEN {x} = 0 THEN '0' ELSE CONCAT({mantissa}, 'e', CAST({exponent} AS SIGNED)) END"
     )
@@ -94,7 +101,8 @@ class MySQLDigest(SqlDigestSide):
         where: str | None = None,
     ) -> None:
         parts = [
-            f"COALESCE(CONCAT('{VALUE_MARK}', {mysql_text(c, plan.policy)}), '{NULL_MARK}')"
+            f"COALESCE(CONCAT('{VALUE_MARK}', {mysql_text(c, plan.policy, plan.scale(c))}), "
+            f"'{NULL_MARK}')"
             for c in plan.hashed
         ]
         row_text = f"CONCAT_WS('{SEPARATOR}', {', '.join(parts)})"

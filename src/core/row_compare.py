@@ -62,18 +62,38 @@ def comparable_key(values: Sequence[Any]) -> tuple[Any, ...]:
 
 
 def canonical_json(text: str | None) -> str | None:
-    """JSON text in one canonical form (keys sorted, no spaces); the text itself if not JSON."""
+    """JSON text in one canonical form; the text itself if not JSON.
+
+    Keys sorted, no spaces; numbers as the decimal values they write
+    (``1e308``, ``1.50`` and PostgreSQL's JSONB rendering of them, 309 digits
+    and ``1.50``, compare equal); U+0000 left out of strings (JSONB cannot hold
+    it, so a PostgreSQL load drops it: :mod:`src.core.json_text`).
+    """
     if text is None:
         return None
     try:
-        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+        value = json.loads(text, parse_float=decimal.Decimal, parse_int=decimal.Decimal)
     except ValueError:
         return text
+    return _canonical(value)
+
+
+def _canonical(value: Any) -> str:
+    if isinstance(value, dict):
+        items = sorted((_canonical(str(k)), _canonical(v)) for k, v in value.items())
+        return "{" + ",".join(f"{k}:{v}" for k, v in items) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_canonical(v) for v in value) + "]"
+    if isinstance(value, decimal.Decimal):
+        return str(value.normalize()) if value else "0"
+    if isinstance(value, str):
+        return json.dumps(value.replace("\x00", ""), ensure_ascii=False)
+    return json.dumps(value)  # true, false, null
 
 
 def compared_prefix(col: ColumnSpec, policy: TypePolicy) -> int | None:
     """How many leading characters of a text column are compared; None: all of it."""
-    if col.kind != "string" or policy.oversize_text != "truncate":
+    if col.kind != "string" or policy.oversize_text != "truncate" or not policy.redshift_limits:
         return None
     if col.max_value_bytes is not None and col.max_value_bytes <= _VARCHAR_LIMIT_BYTES:
         return None
@@ -174,6 +194,13 @@ class DigestPlan:
     fetched: tuple[ColumnSpec, ...] = ()
     scope: Scope = field(default_factory=Scope)
     policy: TypePolicy = field(default_factory=TypePolicy)
+    # Decimal columns the target holds at a larger scale than MySQL's (a scale that
+    # shrank at the source): target name → the scale both sides are compared at.
+    scales: dict[str, int] = field(default_factory=dict)
+
+    def scale(self, col: ColumnSpec) -> int:
+        """The scale ``col`` (a decimal) is compared at."""
+        return max(col.numeric_scale or 0, self.scales.get(col.target_name, 0))
 
     @property
     def bisectable(self) -> bool:

@@ -52,6 +52,9 @@ class TypePolicy:
     oversize_text: Literal["error", "truncate"] = "error"
     zero_dates: Literal["null", "error"] = "null"
     nul_chars: Literal["strip", "error"] = "strip"
+    # Redshift's byte limits apply (VARCHAR 65535, VARBYTE 1,024,000): a Redshift target.
+    # PostgreSQL's TEXT and BYTEA take what MySQL holds.
+    redshift_limits: bool = True
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,20 @@ class ColumnSpec:
     is_unsigned: bool = False
     is_json: bool = False
     has_default: bool = False  # a non-NULL DEFAULT: rows before an ADD COLUMN hold it in MySQL
+    zero_date_default: bool = False  # a legacy NOT NULL DEFAULT '0000-00-00' (or zero month/day)
     utc: bool = False  # TIMESTAMP: values are UTC wall-clock times
     max_value_bytes: int | None = None  # most bytes one value can take; None: unbounded
     redshift_length: int | None = None  # VARCHAR(n) / VARBYTE(n) length in bytes
+
+    @property
+    def target_nullable(self) -> bool:
+        """Whether the target column takes NULL: MySQL's, or a zero-date default carried as NULL.
+
+        A NOT NULL column whose default is a zero date holds zero dates, which the
+        backup turns into NULL (``zero_dates: null``); other NOT NULL columns stay
+        NOT NULL in the target.
+        """
+        return self.nullable or (self.zero_date_default and self.arrow_nullable)
 
     @property
     def arrow_field(self) -> pa.Field:

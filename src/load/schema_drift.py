@@ -99,6 +99,13 @@ def drift_changes(
                     "merges every row by key)"
                 )
             continue
+        if col.target_nullable and not have.nullable:  # NULLs arrive now (or zero dates do)
+            drift.statements += dialect.change_column_sql(
+                target_schema, table, col.target_name, have.sql_type(), nullable=True
+            )
+            drift.messages.append(
+                f"column {col.target_name} may be NULL in the source: made nullable"
+            )
         family = type_family(have.data_type)
         if type_family(wanted) != family and family != "text":
             raise LoadError(

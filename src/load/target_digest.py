@@ -28,13 +28,16 @@ from src.utils.naming import quote_pg, quote_pg_table
 _FETCH_ROWS = 10_000
 
 
-def target_text(col: ColumnSpec, dialect: TargetDialect, policy: TypePolicy) -> str:
+def target_text(
+    col: ColumnSpec, dialect: TargetDialect, policy: TypePolicy, scale: int | None = None
+) -> str:
     """The SQL text of one loaded column's value, as MySQL's side normalises it."""
     c = quote_pg(col.target_name)
     kind = col.kind
     if kind == "decimal":
-        # At MySQL's scale: a column widened by schema drift prints more digits.
-        scale = col.numeric_scale or 0
+        # At MySQL's scale (a column widened by schema drift prints more digits), or at
+        # the target's when MySQL's shrank: 1.25 is then not rounded to MySQL's 1.3.
+        scale = (col.numeric_scale or 0) if scale is None else scale
         return f"CAST(CAST({c} AS {dialect.decimal_name}(38, {scale})) AS VARCHAR)"
     if kind in ("integer", "unsigned_bigint", "bit_int"):
         return f"CAST({c} AS VARCHAR)"
@@ -54,8 +57,11 @@ def target_text(col: ColumnSpec, dialect: TargetDialect, policy: TypePolicy) -> 
 
 
 def _float_text(x: str) -> str:
+    """MySQL's side in PostgreSQL/Redshift SQL (``source_digest._float_text``)."""
     exponent = f"FLOOR(LOG(ABS({x})))"
-    mantissa = f"CAST(ROUND({x} / POWER(10, {exponent} - {FLOAT_DIGITS - 1})) AS BIGINT)"
+    half = f"FLOOR(({exponent} - {FLOAT_DIGITS - 1}) / 2)"
+    rest = f"({exponent} - {FLOAT_DIGITS - 1} - {half})"
+    mantissa = f"CAST(ROUND({x} / POWER(10, {half}) / POWER(10, {rest})) AS BIGINT)"
     return (
         f"CASE WHEN {x} = 0 THEN '0' ELSE CAST({mantissa} AS VARCHAR) || 'e' || "
         f"CAST(CAST({exponent} AS BIGINT) AS VARCHAR) END"
@@ -76,7 +82,8 @@ class TargetDigest(SqlDigestSide):
     ) -> None:
         """``soft_deleted``: leave out rows stamped in ``_deleted_at`` (delete_mode: soft)."""
         parts = [
-            f"COALESCE('{VALUE_MARK}' || {target_text(c, dialect, plan.policy)}, '{NULL_MARK}')"
+            f"COALESCE('{VALUE_MARK}' || {target_text(c, dialect, plan.policy, plan.scale(c))}, "
+            f"'{NULL_MARK}')"
             for c in plan.hashed
         ]
         keys = tuple(quote_pg(c.target_name) for c in plan.key)

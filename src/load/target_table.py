@@ -67,6 +67,7 @@ class TargetTable:
             return [
                 self.dialect.create_table_sql(self.schema, self.table, schema, pk, merges=merges)
             ]
+        self._check_key(cur, schema)
         target = quote_pg_table(self.schema, self.table)
 
         def has_rows() -> bool:
@@ -77,6 +78,37 @@ class TargetTable:
         for message in drift.messages:
             log.warning(message, table=self.label, target=self.table)
         return drift.statements
+
+    def primary_key(self, cur: Any) -> list[str]:
+        """The table's primary-key columns, in key order (empty: none declared)."""
+        cur.execute(
+            "SELECT kcu.column_name FROM information_schema.table_constraints tc "
+            "JOIN information_schema.key_column_usage kcu "
+            "ON kcu.constraint_name = tc.constraint_name AND kcu.table_schema = tc.table_schema "
+            "AND kcu.table_name = tc.table_name "
+            "WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = %s "
+            "AND tc.table_name = %s ORDER BY kcu.ordinal_position",
+            (self.schema, self.table),
+        )
+        return [str(row[0]) for row in cur.fetchall()]
+
+    def _check_key(self, cur: Any, schema: TableSchema) -> None:
+        """DataError when the staged rows' key is not the one the target table was made with.
+
+        A primary key changed at the source (``(id)`` → ``(id, b)``) would merge rows
+        by a key the table does not enforce, or fail on the one it does.
+        """
+        have, wanted = self.primary_key(cur), self.writer.primary_key(schema)
+        if not have or have == wanted:
+            return
+        qualified = f"{self.schema}.{self.table}"
+        raise DataError(
+            f"the primary key of {self.label} changed at the source: the target table "
+            f"{qualified} has ({', '.join(have)}), the staged rows have "
+            f"({', '.join(wanted)}); nothing was loaded. Rebuild the target: drop {qualified}, "
+            f"then 'watermark reset -t {self.label} --reinitialize' and sync (or set "
+            f"primary_key: [{', '.join(have)}] for the table to keep the old key)"
+        )
 
     def apply_ddl(self, conn: Any, schemas: list[TableSchema], deletions: Deletions | None) -> None:
         """Create or evolve the table, outside the load transaction.

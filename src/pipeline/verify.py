@@ -340,17 +340,17 @@ def _fill(result: TableVerification, comparison: Comparison, plan: DigestPlan) -
     result.status = "equal" if comparison.equal else "different"
 
 
-def _target_columns(conn: Any, schema: str, table: str) -> dict[str, str]:
-    """The target table's columns → data type (empty when the table does not exist)."""
+def _target_columns(conn: Any, schema: str, table: str) -> dict[str, tuple[str, int | None]]:
+    """The target table's columns → (data type, numeric scale); empty: no such table."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
+            "SELECT column_name, data_type, numeric_scale FROM information_schema.columns "
             "WHERE table_schema = %s AND table_name = %s",
             (schema, table),
         )
         rows = cur.fetchall()
     conn.rollback()
-    return {str(name): str(kind).lower() for name, kind in rows}
+    return {str(name): (str(kind).lower(), scale) for name, kind, scale in rows}
 
 
 def _estimate(conn: Any, run: TableRun) -> int:

@@ -100,11 +100,16 @@ def compared_up_to(scope: Scope, strategy: RowBasedBackupStrategy) -> dict[str, 
 def digest_plan(
     strategy: RowBasedBackupStrategy,
     scope: Scope,
-    present: dict[str, str],
+    present: dict[str, tuple[str, int | None]],
     keys_only: bool,
     columns: tuple[str, ...],
 ) -> tuple[DigestPlan, list[str]]:
-    """The key and the columns both sides have (``present``: target column → type); notes."""
+    """The key and the columns both sides have; notes.
+
+    ``present``: target column → (type, numeric scale). A decimal the target holds
+    at a larger scale than MySQL's now (the source's scale shrank) is compared at
+    the target's: MySQL's rounded value is then not taken for the target's.
+    """
     schema, notes = strategy.schema, []
     key = tuple(schema.column(name) for name in strategy.primary_key)
     missing_key = [c.name for c in key if c.target_name not in present]
@@ -124,7 +129,7 @@ def digest_plan(
             notes.append(f"column {col.name} is not in the target yet (not compared)")
         elif col in key or (not keys_only and (not wanted or col.name in wanted)):
             chosen.append(col)
-    fetched = tuple(c for c in chosen if present[c.target_name] == "jsonb")
+    fetched = tuple(c for c in chosen if present[c.target_name][0] == "jsonb")
     if fetched:
         notes.append(
             "JSON columns stored as JSONB are compared as parsed JSON in Python: every row "
@@ -134,7 +139,15 @@ def digest_plan(
         if col.target_name not in present:
             raise ConfigError(f"cursor column {col.name} is not in the target table")
     hashed = tuple(c for c in chosen if c not in fetched)
-    plan = DigestPlan(key=key, hashed=hashed, fetched=fetched, scope=scope, policy=schema.policy)
+    scales = {
+        c.target_name: scale
+        for c in chosen
+        if c.kind == "decimal" and (scale := present[c.target_name][1]) is not None
+        if scale > (c.numeric_scale or 0)
+    }
+    plan = DigestPlan(
+        key=key, hashed=hashed, fetched=fetched, scope=scope, policy=schema.policy, scales=scales
+    )
     return plan, notes
 
 

@@ -158,7 +158,8 @@ class TargetDialect(ABC):
         """``CREATE TABLE IF NOT EXISTS`` from the staged schema (``merges``: its loads
         update rows by key, not only insert)."""
         cols = [
-            f"{quote_pg(c.target_name)} {self.column_type(c)}" + ("" if c.nullable else " NOT NULL")
+            f"{quote_pg(c.target_name)} {self.column_type(c)}"
+            + ("" if c.target_nullable else " NOT NULL")
             for c in schema.columns
         ]
         if pk:

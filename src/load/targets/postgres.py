@@ -21,6 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pgpq import ArrowToPostgresBinaryEncoder
 
+from src.core.json_text import strip_json_nul_escapes
 from src.core.stage import LocalStage, Stage
 from src.core.table_schema import ColumnSpec, TableSchema
 from src.errors import CorruptStagedFile, LoadError, StageError, first_line
@@ -116,13 +117,14 @@ class PostgresDialect(TargetDialect):
         sends (releasing the GIL too), so encoding the next batch overlaps the
         server reading the previous one.
         """
-        binary = not any(c.is_json for c in schema.columns)
+        json_columns = frozenset(c.target_name for c in schema.columns if c.is_json)
+        binary = not json_columns
         cols = ", ".join(quote_pg(c.target_name) for c in schema.columns)
         sql = f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT {'binary' if binary else 'csv'})"
         if not files:
             return 0
         try:
-            with _CopyStream(stage, files, binary) as stream:
+            with _CopyStream(stage, files, json_columns) as stream:
                 try:
                     cursor.copy_expert(sql, stream, size=_READ_SIZE)
                 except Exception:
@@ -142,10 +144,13 @@ _READ_SIZE = 1 << 20  # bytes psycopg2 asks for per read() (its default is 8 KiB
 class _CopyStream:
     """A file-like ``read(size)`` over the COPY data of ``files``, produced by a thread."""
 
-    def __init__(self, stage: Stage, files: list[StagedFileRef], binary: bool) -> None:
+    def __init__(
+        self, stage: Stage, files: list[StagedFileRef], json_columns: frozenset[str]
+    ) -> None:
+        """``json_columns``: JSONB columns (CSV then, their ``\\u0000`` escapes dropped)."""
         self._stage = stage
         self._files = files
-        self._binary = binary
+        self._json_columns = json_columns
         self._queue: queue.Queue[pa.Buffer | bytes | BaseException | None]
         self._queue = queue.Queue(_QUEUE_DEPTH)
         self._stop = threading.Event()
@@ -195,7 +200,8 @@ class _CopyStream:
 
     def _produce(self) -> None:
         try:
-            encode = _BinaryEncoder() if self._binary else _csv
+            json_columns = self._json_columns
+            encode = (lambda b: _csv(b, json_columns)) if json_columns else _BinaryEncoder()
             for ref in self._files:
                 for batch in _batches(self._stage, ref):
                     if not self._put(encode(batch)):
@@ -209,10 +215,11 @@ class _CopyStream:
         self._put(None)
 
 
-def _csv(batch: pa.RecordBatch) -> pa.Buffer:
+def _csv(batch: pa.RecordBatch, json_columns: frozenset[str]) -> pa.Buffer:
     """The batch as CSV rows (no copy: read() slices the buffer)."""
     sink = pa.BufferOutputStream()
-    pacsv.write_csv(_csv_ready(batch), sink, write_options=pacsv.WriteOptions(include_header=False))
+    ready = _csv_ready(batch, json_columns)
+    pacsv.write_csv(ready, sink, write_options=pacsv.WriteOptions(include_header=False))
     return sink.getvalue()
 
 
@@ -263,15 +270,16 @@ def _open(stage: Stage, ref: StagedFileRef) -> Any:
     return pa.BufferReader(data)
 
 
-def _csv_ready(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Binary columns as PostgreSQL's ``\\x`` hex text (Arrow's CSV writer has no binary)."""
-    if not any(pa.types.is_binary(f.type) for f in batch.schema):
-        return batch
+def _csv_ready(batch: pa.RecordBatch, json_columns: frozenset[str]) -> pa.RecordBatch:
+    """Binary columns as PostgreSQL's ``\\x`` hex text (Arrow's CSV writer has no binary),
+    JSON without the ``\\u0000`` escape JSONB refuses (:mod:`src.core.json_text`)."""
     arrays = []
     for array, fld in zip(batch.columns, batch.schema, strict=True):
         if pa.types.is_binary(fld.type):
             hexed = [None if v is None else "\\x" + v.hex() for v in array.to_pylist()]
             array = pa.array(hexed, pa.string())
+        elif fld.name in json_columns:
+            array = strip_json_nul_escapes(array)
         arrays.append(array)
     names = batch.schema.names
     return pa.RecordBatch.from_arrays(arrays, names=names)
