@@ -83,7 +83,8 @@ def test_json_with_a_nul_escape_loads_and_a_fixed_source_is_never_stuck(
     table = table_with(
         mysql_db,
         "doc JSON",
-        r"""(1, '{"a": "x\\u0000y", "b": "\\\\u0000"}'), (2, '[1e308, 1.50, 12345678901234567890]')""",
+        r"""(1, '{"a": "x\\u0000y", "b": "\\\\u0000"}'), """
+        r"""(2, '[1e308, 1.50, 12345678901234567890]')""",
     )
     project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
     result = sync(project, table)
