@@ -215,7 +215,6 @@ class TableBackup:
         pk_pass = walker if isinstance(walker, PrimaryKeyPass) else None
         if pk_pass is not None:
             log.info("first run: reading in primary-key order", table=self.table_name)
-        before_pass = wm.metadata.initial_pass
         record = PositionRecord(plan, wm, pk_pass, null_pass)
         session_rows = 0
 
@@ -265,10 +264,7 @@ class TableBackup:
             with self.watermarks.lock:
                 wm.metadata.null_pass = None  # the pass is whole: the next run starts another
         if pk_pass is not None and result.stopped_by is None:
-            # A pass begun by an earlier run read part of the group at hi before this one.
-            resumed = before_pass is not None
-            still_open = resumed or strategy.group_open(pk_pass.hi, window.now)
-            self._finish_pk_pass(wm, endpoint, strategy, pk_pass, still_open)
+            self._finish_pk_pass(wm, endpoint, strategy, pk_pass)
 
     def _loop(
         self, reader: Any, sink: ParquetSink, walker: Any, plan: BackupPlan, first_chunk: int = 0
@@ -334,11 +330,13 @@ class TableBackup:
         if strategy.kind != "hybrid" or not strategy.primary_key:
             return None
         stored = wm.metadata.initial_pass
-        if stored is not None:
-            return PrimaryKeyPass(strategy, strategy.ts_from_watermark(stored["hi"]))
+        if stored is not None:  # a pass an earlier run began (an older one: open, unknown)
+            hi = strategy.ts_from_watermark(stored["hi"])
+            return PrimaryKeyPass(strategy, hi, stored.get("group_open", True))
         state = wm.mysql_state
         if state.last_timestamp is None and state.last_id is None:
-            return PrimaryKeyPass(strategy, plan.window.hi_ts)
+            hi, now = plan.window.hi_ts, plan.window.now
+            return PrimaryKeyPass(strategy, hi, strategy.group_open(hi, now))
         return None
 
     def _finish_pk_pass(
@@ -347,9 +345,12 @@ class TableBackup:
         endpoint: Any,
         strategy: RowBasedBackupStrategy,
         pk_pass: PrimaryKeyPass,
-        group_open: bool,
     ) -> None:
-        """Every row with ``ts <= hi`` is staged: continue after ``(hi, largest key)``."""
+        """Every row with ``ts <= hi`` is staged: continue after ``(hi, largest key)``.
+
+        The rows at ``hi`` are open when they were at the pass's start: the pass read
+        them from then on, in key order, maybe in several runs.
+        """
         with self.connections.mysql(self.pipeline.source, endpoint) as conn, conn.cursor() as cur:
             cur.execute(pk_pass.end_query())
             top = cur.fetchone()
@@ -359,7 +360,7 @@ class TableBackup:
         with self.watermarks.lock:
             state = wm.mysql_state
             state.last_timestamp, state.last_id = hi, last_id
-            state.last_key, state.group_open = strategy.watermark_key(end), group_open
+            state.last_key, state.group_open = strategy.watermark_key(end), pk_pass.group_open
             wm.metadata.initial_pass = None
 
     def _key(self, chunk: int, file: int) -> str:

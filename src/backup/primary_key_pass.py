@@ -24,18 +24,21 @@ class PrimaryKeyPass:
     staged, later changes have ``ts > hi``.
     """
 
-    def __init__(self, strategy: RowBasedBackupStrategy, hi: Any) -> None:
+    def __init__(self, strategy: RowBasedBackupStrategy, hi: Any, group_open: bool) -> None:
+        """``group_open``: the rows at ``hi`` could still change when the pass began (by the
+        source's clock, :meth:`RowBasedBackupStrategy.group_open`); kept with the pass."""
         self.base = strategy
         self.schema = strategy.schema
         self.kind = "pk_pass"
         self.hi = hi
+        self.group_open = group_open
         self.key_cols = strategy.primary_key
         own_key = bool(self.key_cols) and tuple(self.key_cols) == tuple(self.schema.primary_key)
         self._hint = " FORCE INDEX (PRIMARY)" if own_key else ""
 
     def with_schema(self, schema: TableSchema) -> PrimaryKeyPass:
         """The same pass over ``schema`` (same columns, another projection)."""
-        return PrimaryKeyPass(self.base.with_schema(schema), self.hi)
+        return PrimaryKeyPass(self.base.with_schema(schema), self.hi, self.group_open)
 
     def chunk_query(self, pos: Position, window: Window, limit: int) -> ChunkQuery:
         """``WHERE ts <= hi AND pk > last ORDER BY pk LIMIT n``, on the primary key's index.
@@ -72,7 +75,8 @@ class PrimaryKeyPass:
         """The pass's state for ``metadata.initial_pass``: its bound and the last key read."""
         hi, _ = self.base.watermark_values(Position(self.hi))
         values = [encode_key_value(v) for v in pos.key]
-        return {"hi": hi, "last_pk": values[0] if len(values) == 1 else values}
+        last = values[0] if len(values) == 1 else values
+        return {"hi": hi, "last_pk": last, "group_open": self.group_open}
 
     def resume_position(self, stored: dict[str, Any] | None) -> Position:
         """Where a stored pass resumes (the start of the table when it has not read a row)."""
