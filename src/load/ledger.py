@@ -33,7 +33,14 @@ class Ledger:
         return quote_pg_table(self.schema, LEDGER_TABLE)
 
     def ensure(self, conn: Any) -> None:
-        """Create the ledger when missing (committed); LoadError naming what to check."""
+        """Create the ledger when missing (committed); LoadError naming what to check.
+
+        Tables of a first run with ``--parallel`` (or many Airflow tasks) create it
+        at once, and ``CREATE TABLE IF NOT EXISTS`` is not atomic in PostgreSQL: the
+        loser of the race fails on the catalog's unique index
+        (``pg_type_typname_nsp_index``). A failed create after which the ledger
+        exists is that race, lost to a run that created it: nothing to do.
+        """
         try:
             with conn.cursor() as cur:
                 cur.execute(
@@ -44,9 +51,14 @@ class Ledger:
                 )
             conn.commit()
         except Exception as exc:  # e.g. the schema does not exist, or no CREATE right
+            conn.rollback()
+            if self.exists(conn):
+                conn.rollback()  # end the read: the load opens its own transaction
+                return
             raise LoadError(
                 f"creating the load ledger {self.schema}.{LEDGER_TABLE} on {self.where} "
-                f"failed: {first_line(exc)}; check the target's schema and the user's rights"
+                f"failed: {first_line(exc)}; check that the target schema exists and the "
+                "user may create tables in it"
             ) from None
 
     def exists(self, conn: Any) -> bool:
