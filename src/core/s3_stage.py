@@ -157,6 +157,33 @@ class S3Stage:
                 return False
             raise self.classify(f"create {key}", exc) from exc
 
+    def replace_if(self, key: str, expected: bytes, data: bytes) -> bool:
+        """Compare and swap: a GET, then a PUT with ``If-Match`` on that GET's ETag.
+
+        S3 refuses the PUT (412) when another writer replaced the object between.
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+        """
+        from obstore.exceptions import PreconditionError
+
+        try:
+            got = self._store.get(key)
+            etag, current = got.meta["e_tag"], bytes(got.bytes())
+        except Exception as exc:
+            if _missing(exc):
+                return False
+            raise self.classify(f"read {key}", exc) from exc
+        if current != expected:
+            return False
+        try:
+            self._store.put(key, data, mode={"e_tag": etag}, use_multipart=False)
+            return True
+        except PreconditionError:
+            return False
+        except Exception as exc:
+            if _s3_code(str(exc)) in ("ConditionalRequestConflict", "PreconditionFailed"):
+                return False
+            raise self.classify(f"write {key}", exc) from exc
+
     def get_bytes(self, key: str) -> bytes | None:
         """GET the object, None when the key does not exist."""
         try:

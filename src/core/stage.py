@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,8 @@ from typing import Protocol
 from src.errors import StageError
 from src.utils.atomic import atomic_link, atomic_write
 from src.utils.faults import fault_point
+
+_GUARD = ".guard-"  # the flock files of compare-and-swap writes (never listed)
 
 # AWS caps ListObjectsV2 pages and DeleteObjects batches at 1000 keys.
 # https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
@@ -59,6 +62,10 @@ class Stage(Protocol):
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """Create ``key`` only if absent; False when it already exists."""
+        ...
+
+    def replace_if(self, key: str, expected: bytes, data: bytes) -> bool:
+        """Replace ``key`` with ``data`` only while it holds ``expected``; False otherwise."""
         ...
 
     def get_bytes(self, key: str) -> bytes | None:
@@ -155,6 +162,7 @@ class LocalStage:
         path = self._path(key)
         with self._os_errors("create", key):
             path.parent.mkdir(parents=True, exist_ok=True)
+        with self._os_errors("create", key), self._guard(path):
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
@@ -168,6 +176,33 @@ class LocalStage:
                 path.unlink(missing_ok=True)  # a lock half-written is no lock
                 raise
         return True
+
+    def replace_if(self, key: str, expected: bytes, data: bytes) -> bool:
+        """Compare and swap: the read, the compare and the rename under the key's guard.
+
+        Every writer that must not be overtaken (this, :meth:`create_exclusive`)
+        holds an exclusive ``flock`` of a guard file beside the key meanwhile.
+        """
+        path = self._path(key)
+        with self._os_errors("write", key), self._guard(path):
+            try:
+                if path.read_bytes() != expected:
+                    return False
+            except FileNotFoundError:
+                return False
+            with atomic_write(path) as handle:
+                handle.write(data)
+        return True
+
+    @contextmanager
+    def _guard(self, path: Path) -> Iterator[None]:
+        """An exclusive ``flock`` of ``.guard-<name>`` beside ``path`` (kept: never swept)."""
+        fd = os.open(path.with_name(_GUARD + path.name), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
 
     def get_bytes(self, key: str) -> bytes | None:
         """The file's bytes, or None."""
@@ -196,7 +231,7 @@ class LocalStage:
             return
         found = []
         for path in base.rglob("*"):
-            if not path.is_file() or path.name.startswith(".tmp-"):
+            if not path.is_file() or path.name.startswith((".tmp-", _GUARD)):
                 continue
             key = path.relative_to(self.root).as_posix()
             if key.startswith(prefix):

@@ -6,9 +6,11 @@ a background thread. A second run exits with code 7 naming the holder. A lock
 is taken over, with a warning, when its owner is gone: on this host its pid is
 dead; on another host (where a pid cannot be checked) its expiry passed.
 
-Known limit: two runs that find the same stale lock at the same instant may
-both delete it; the re-read after creating narrows that window to the time
-between one run's create and the other's delete.
+Renewal is a compare-and-swap (S3 ``If-Match`` on the ETag; on a local stage
+under a ``flock``): it never writes over a lock another run took. Known limit:
+two runs that find the same stale lock at the same instant may both delete it;
+the read-back after creating narrows that window to the time between one run's
+create and the other's delete.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class TableLock:
         self.ttl = ttl_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._body = b""  # the lock object's bytes as this run last wrote them
         self.lost = False
 
     def _info(self) -> LockInfo:
@@ -103,9 +106,10 @@ class TableLock:
                 current = self._read()
                 who = current.describe() if current else "another run"
                 raise LockHeldError(f"table {self.table} is locked by another run: {who}")
-        mine = self._read()
-        if mine is None or mine.owner != self.owner:
+        held = self.stage.get_bytes(self.key)
+        if held != body:
             raise LockHeldError(f"table {self.table}: lock was taken by another run meanwhile")
+        self._body = body  # what renewal swaps, only while the object still holds it
         self._thread = threading.Thread(target=self._renew_loop, name="lock-renew", daemon=True)
         self._thread.start()
 
@@ -127,14 +131,15 @@ class TableLock:
         )
 
     def _renew_loop(self) -> None:
+        """Push the expiry on, by compare-and-swap: never over a lock another run took."""
         while not self._stop.wait(self.ttl / 3):
+            renewed = json.dumps(asdict(self._info())).encode()
             try:
-                holder = self._read()
-                if holder is None or holder.owner != self.owner:
+                if not self.stage.replace_if(self.key, self._body, renewed):
                     self.lost = True
                     log.error("lock lost to another run", table=self.table)
                     return
-                self.stage.put_bytes(self.key, json.dumps(asdict(self._info())).encode())
+                self._body = renewed
             except Exception as exc:  # renewal retries on the next tick
                 log.warning("lock renewal failed", table=self.table, error=str(exc))
 

@@ -66,6 +66,25 @@ def test_create_exclusive_lets_exactly_one_creator_win(s3_bucket: S3Bucket) -> N
     assert stage.get_bytes("locks/a.lock") == b"first"
 
 
+def test_replace_if_swaps_only_what_it_read(s3_bucket: S3Bucket) -> None:
+    """Lock renewal's compare-and-swap: the content compared, then S3's ``If-Match``."""
+    stage = _stage(s3_bucket)
+    assert stage.replace_if("locks/b.lock", b"mine", b"renewed") is False  # absent
+    stage.put_bytes("locks/b.lock", b"mine")
+    assert stage.replace_if("locks/b.lock", b"theirs", b"renewed") is False
+    assert stage.replace_if("locks/b.lock", b"mine", b"renewed") is True
+    assert stage.get_bytes("locks/b.lock") == b"renewed"
+    # Another writer between the GET and the PUT: the PUT's If-Match names the old ETag.
+    store = stage._store
+    stale = store.get("locks/b.lock").meta["e_tag"]
+    stage.put_bytes("locks/b.lock", b"taken over")
+    from obstore.exceptions import PreconditionError
+
+    with pytest.raises(PreconditionError):
+        store.put("locks/b.lock", b"renewed again", mode={"e_tag": stale}, use_multipart=False)
+    assert stage.get_bytes("locks/b.lock") == b"taken over"
+
+
 @pytest.mark.parametrize("threshold", [5 * 2**20, 2**30], ids=["multipart", "single-put"])
 def test_uploads_arrive_whole_either_way(
     s3_bucket: S3Bucket, tmp_path: Path, threshold: int

@@ -102,3 +102,43 @@ def test_release_never_deletes_someone_elses_lock(stage: Stage) -> None:
     stage.put_bytes(KEY, json.dumps(other).encode())
     lock.release()
     assert json.loads(stage.get_bytes(KEY) or b"{}")["owner"] == "sync_b"
+
+
+class _TakenOverBeforeEachWrite:
+    """A stage on which another run takes the lock just before each write of it.
+
+    Whatever write renewal uses, the takeover lands between its read and its write:
+    an unconditional PUT would overwrite the other run's lock.
+    """
+
+    def __init__(self, inner: Stage, body: bytes) -> None:
+        self.inner, self.body, self.armed = inner, body, False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def _take_over(self, key: str) -> None:
+        if self.armed and key == KEY:
+            self.inner.put_bytes(KEY, self.body)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._take_over(key)
+        self.inner.put_bytes(key, data)
+
+    def replace_if(self, key: str, expected: bytes, data: bytes) -> bool:
+        self._take_over(key)
+        return self.inner.replace_if(key, expected, data)
+
+
+def test_renewal_never_writes_over_a_lock_another_run_took(stage: Stage) -> None:
+    now = time.time()
+    other = {"owner": "sync_b", "host": "h", "pid": 1, "acquired_at": now, "expires_at": now + 60}
+    racing = _TakenOverBeforeEachWrite(stage, json.dumps(other).encode())
+    lock = _lock(racing, "sync_a", ttl=0.6)  # type: ignore[arg-type]
+    lock.acquire()
+    racing.armed = True
+    time.sleep(0.5)  # two renewals' worth
+    assert lock.lost
+    assert json.loads(stage.get_bytes(KEY) or b"{}")["owner"] == "sync_b"
+    lock.release()
+    assert json.loads(stage.get_bytes(KEY) or b"{}")["owner"] == "sync_b"
