@@ -144,8 +144,29 @@ def _verify(
     if cfg.cdc_strategy == "custom_sql":
         note = "custom_sql: the query defines the rows, so there is no source table to compare"
         return TableVerification(status="skipped", notes=[note])
-    locked = run is not None
-    run = run or open_table_run(app, pipeline, table, new_execution_id())
+    if run is not None:  # a sync's table run: the sync holds its lock
+        return _verify_run(app, pipeline, table, options, connect, run, window, locked=True)
+    run = open_table_run(app, pipeline, table, new_execution_id())
+    if options.repair and not options.repair.dry_run:
+        # Compare and mend under the table's lock, the watermark read under it: a running
+        # sync makes the repair exit 7, and no sync loads or moves the table meanwhile.
+        with run.lock:
+            return _verify_run(app, pipeline, table, options, connect, run, window, locked=True)
+    return _verify_run(app, pipeline, table, options, connect, run, window, locked=False)
+
+
+def _verify_run(
+    app: AppConfig,
+    pipeline: PipelineConfig,
+    table: str,
+    options: VerifyOptions,
+    connect: Connect | None,
+    run: TableRun,
+    window: tuple[MySQLState, MySQLState] | None,
+    *,
+    locked: bool,
+) -> TableVerification:
+    cfg = pipeline.tables[table]
     wm = run.watermarks.read()
     if wm.backup_s3_files:
         return TableVerification(
@@ -243,7 +264,15 @@ def _verify(
             result.notes.append("full_sync replace: the next sync reloads the whole table")
             return result
         result.repair = repair_table(
-            run, strategy, comparison, spool, dialect, connect, options.repair, locked=locked
+            run,
+            strategy,
+            comparison,
+            spool,
+            dialect,
+            connect,
+            options.repair,
+            locked=locked,
+            source_has=lambda keys: set(source.present(keys)),
         )
         if not result.repair.dry_run and result.repair.refused is None:
             result.status = "repaired"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -30,6 +30,7 @@ from src.load.load_stage import Connect, TableLoad
 from src.load.targets.base import TargetDialect
 from src.pipeline.verify_compare import Comparison
 from src.pipeline.verify_report import RepairReport
+from src.utils.faults import fault_point
 from src.utils.logging_setup import get_logger
 
 log = get_logger("verify")
@@ -81,11 +82,15 @@ def repair_table(
     request: RepairRequest,
     *,
     locked: bool = False,
+    source_has: Callable[[list[tuple[Any, ...]]], set[tuple[Any, ...]]] | None = None,
 ) -> RepairReport:
     """Re-extract missing/different rows and remove extra ones, under the table's lock.
 
-    ``locked``: the caller (a sync) holds the lock already. With
-    ``request.deletes_only`` (``--detect-deletes``) nothing is re-extracted.
+    ``locked``: the caller holds the lock already (a sync, or ``verify --repair``,
+    which takes it before it compares). With ``request.deletes_only``
+    (``--detect-deletes``) nothing is re-extracted. ``source_has(keys)``: which
+    of ``keys`` MySQL holds now; an extra key the source has again by the time of
+    the delete (re-inserted since the comparison) is kept.
     """
     cfg = run.config
     report = RepairReport(dry_run=request.dry_run)
@@ -112,8 +117,14 @@ def repair_table(
             report.rows_reextracted, report.files_staged = staged.rows, staged.files
         deletions = None
         if extra:
+            fault_point("before_repair_delete")
+            gone = list(spool.keys("extra"))
+            if source_has is not None:
+                back = source_has(gone)
+                gone = [key for key in gone if key not in back]
+        if extra and gone:
             deletions = Deletions(
-                keys=list(spool.keys("extra")),
+                keys=gone,
                 key_columns=tuple(c.target_name for c in spool.key),
                 soft=_soft(run),
             )

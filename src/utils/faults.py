@@ -28,6 +28,7 @@ POINTS = frozenset(
         "before_ledger_insert",
         "before_load_commit",
         "after_load_commit",
+        "before_repair_delete",
     }
 )
 

@@ -8,16 +8,13 @@ roll back its rows and ledger entries and exit 7. Real CLI, MariaDB, PostgreSQL.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from src.utils.naming import split_table_name
 from src.utils.stage_keys import lock_key
 from tests.support.databases import MySQLDatabase, PgSchema
-from tests.support.pipelines import ROOT, SCOPE, make_project
+from tests.support.pipelines import SCOPE, make_project
 
 HYBRID = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_id_column": "id"}
 
@@ -29,31 +26,14 @@ def test_a_lock_taken_away_before_the_commit_commits_nothing(
     mysql_db.execute("INSERT INTO o SELECT seq, '2025-01-01' FROM seq_1_to_100")
     table = f"{mysql_db.name}.o"
     project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
-    pause = tmp_path / "pause"
-    pause.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUP_", "AWS_"))}
-    env["BACKUP_TEST_PAUSE"] = f"before_load_commit:{pause}"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "src.cli.main", "--config-dir", str(project.config_dir),
-         "sync", "pipeline", "-p", "p", "-t", table],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not (pause / "reached").exists():
-            assert run.poll() is None and time.monotonic() < deadline, run.communicate()
-            time.sleep(0.02)
-        lock = project.stage_dir / lock_key(SCOPE, *split_table_name(table), "pg")
-        now = time.time()
-        thief = {"owner": "sync_other", "host": "h", "pid": 1, "acquired_at": now,
-                 "expires_at": now + 600}  # fmt: skip
-        lock.write_text(json.dumps(thief))  # an operator's delete and another run's create
-        (pause / "go").touch()
-        _, stderr = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    assert run.returncode == 7, stderr
+    run = project.paused("before_load_commit", "sync", "pipeline", "-p", "p", "-t", table)
+    lock = project.stage_dir / lock_key(SCOPE, *split_table_name(table), "pg")
+    now = time.time()
+    thief = {"owner": "sync_other", "host": "h", "pid": 1, "acquired_at": now,
+             "expires_at": now + 600}  # fmt: skip
+    lock.write_text(json.dumps(thief))  # an operator's delete and another run's create
+    code, _, stderr = project.resume(run, "before_load_commit")
+    assert code == 7, stderr
     assert "lost its lock" in stderr
     assert pg.execute("SELECT COUNT(*) FROM s3_backup_load_ledger") == [(0,)]
     assert pg.execute("SELECT COUNT(*) FROM o") == [(0,)]  # created before the load: empty

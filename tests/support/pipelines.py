@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,42 @@ class Project:
         if check and result.returncode != 0:
             raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
         return result
+
+    def paused(self, point: str, *args: str) -> subprocess.Popen[str]:
+        """Start ``python -m src.cli.main … ARGS`` and return once it stands at fault ``point``.
+
+        The run waits there (``BACKUP_TEST_PAUSE``) until :meth:`resume`; meanwhile the
+        test acts at exactly that moment.
+        """
+        folder = self.root / f"pause-{point}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("reached", "go"):
+            (folder / name).unlink(missing_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BACKUP_", "AWS_"))}
+        env.update(self.env)
+        env["BACKUP_TEST_PAUSE"] = f"{point}:{folder}"
+        run = subprocess.Popen(
+            [sys.executable, "-m", "src.cli.main", "--config-dir", str(self.config_dir), *args],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not (folder / "reached").exists():
+            if run.poll() is not None or time.monotonic() > deadline:
+                run.kill()
+                out, err = run.communicate()
+                raise AssertionError(f"never reached {point} (exit {run.returncode})\n{err}")
+            time.sleep(0.02)
+        return run
+
+    def resume(self, run: subprocess.Popen[str], point: str) -> tuple[int, str, str]:
+        """Let a :meth:`paused` run go on; its exit code, stdout and stderr."""
+        (self.root / f"pause-{point}" / "go").touch()
+        try:
+            out, err = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        return run.returncode, out, err
 
     def backup(self, table: str, *extra: str) -> subprocess.CompletedProcess[str]:
         """``sync pipeline -p p -t TABLE --backup-only``, which must succeed."""
