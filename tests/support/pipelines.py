@@ -76,7 +76,7 @@ class Project:
         while not (folder / "reached").exists():
             if run.poll() is not None or time.monotonic() > deadline:
                 run.kill()
-                out, err = run.communicate()
+                _, err = run.communicate()
                 raise AssertionError(f"never reached {point} (exit {run.returncode})\n{err}")
             time.sleep(0.02)
         return run
