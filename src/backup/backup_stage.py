@@ -223,7 +223,7 @@ class TableBackup:
             session_rows += staged.rows
             fields = record.fields(staged.position)
             with self.watermarks.changing() as doc:
-                record.apply(doc, fields, staged.uri, staged.rows, session_rows)
+                record.apply(doc, fields, staged, session_rows)
             if self.on_staged is not None:
                 self.on_staged()
             result.files += 1

@@ -20,7 +20,7 @@ from src.backup.mysql_reader import make_reader
 from src.backup.parquet_sink import ParquetSink, StagedFile
 from src.backup.row_based import RowBasedBackupStrategy
 from src.core.connections import ConnectionManager
-from src.core.simple_watermark_manager import utc_now_iso
+from src.core.simple_watermark_manager import FileCheck, utc_now_iso
 from src.core.table_run import TableRun
 from src.utils.logging_setup import get_logger
 from src.utils.naming import quote_mysql
@@ -65,6 +65,7 @@ def extract_by_key(
 
     def uploaded(staged: StagedFile) -> None:
         wm.backup_s3_files.append(staged.uri)
+        wm.file_checks[staged.uri] = FileCheck(sha256=staged.sha256, etag=staged.etag)
         wm.mysql_state.last_updated = utc_now_iso()
         wm.refresh_counts()
         run.watermarks.write(wm)

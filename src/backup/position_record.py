@@ -15,10 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from src.backup.null_cursor_pass import NullCursorPass, NullPassPosition
+from src.backup.parquet_sink import StagedFile
 from src.backup.plan import BackupPlan
 from src.backup.primary_key_pass import PrimaryKeyPass
 from src.backup.row_based import Position, advances
-from src.core.simple_watermark_manager import Watermark, utc_now_iso
+from src.core.simple_watermark_manager import FileCheck, Watermark, utc_now_iso
 
 
 class PositionRecord:
@@ -84,14 +85,16 @@ class PositionRecord:
         }
 
     @staticmethod
-    def apply(doc: Watermark, fields: dict[str, Any], uri: str, rows: int, session: int) -> None:
-        """Record a staged file of ``rows`` rows in ``doc`` (``session``: the run's rows)."""
+    def apply(doc: Watermark, fields: dict[str, Any], staged: StagedFile, session: int) -> None:
+        """Record a staged file in ``doc`` (``session``: the run's rows so far)."""
+        uri, rows = staged.uri, staged.rows
         state = doc.mysql_state
         doc.metadata.initial_pass = fields["initial_pass"]
         doc.metadata.null_pass = fields["null_pass"]
         state.last_timestamp, state.last_id = fields["last_timestamp"], fields["last_id"]
         state.last_key, state.group_open = fields["last_key"], fields["group_open"]
         doc.backup_s3_files.append(uri)
+        doc.file_checks[uri] = FileCheck(sha256=staged.sha256, etag=staged.etag)
         state.total_rows += rows
         state.last_session_rows = session
         state.last_session_files += 1

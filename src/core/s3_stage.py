@@ -121,8 +121,8 @@ class S3Stage:
         except Exception as exc:
             raise self.classify(f"write {key}", exc) from exc
 
-    def put_file(self, key: str, path: str) -> None:
-        """One PUT below ``multipart_threshold``; a multipart upload from it on.
+    def put_file(self, key: str, path: str) -> str | None:
+        """One PUT below ``multipart_threshold``; a multipart upload from it on; the ETag.
 
         Either way the object appears whole or not at all. A single PUT holds the
         file in memory (object_store signs the payload's SHA-256, which S3 checks).
@@ -130,7 +130,7 @@ class S3Stage:
         perf = self._perf
         file = Path(path)
         try:
-            self._store.put(
+            result = self._store.put(
                 key,
                 file,
                 use_multipart=file.stat().st_size >= perf.multipart_threshold,
@@ -139,6 +139,7 @@ class S3Stage:
             )
         except Exception as exc:
             raise self.classify(f"upload {key}", exc) from exc
+        return result.get("e_tag")
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """Conditional PUT (``If-None-Match: *``): exactly one creator wins.
@@ -221,7 +222,9 @@ class S3Stage:
             for page in pages:
                 for item in page:
                     if item["path"].startswith(prefix):
-                        yield StagedObject(item["path"], int(item["size"]), item["last_modified"])
+                        yield StagedObject(
+                            item["path"], int(item["size"]), item["last_modified"], item["e_tag"]
+                        )
         except Exception as exc:
             raise self.classify(f"list {prefix}", exc) from exc
 

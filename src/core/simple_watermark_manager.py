@@ -111,6 +111,18 @@ class QuarantinedFile(_State):
     below: dict[str, Any] = Field(default_factory=dict)
 
 
+class FileCheck(_State):
+    """What a staged file was when it was staged: its SHA-256, and S3's ETag of it.
+
+    The load compares before it trusts the file (the ETag against the listing,
+    the digest against the bytes it reads): a file changed or damaged in the stage
+    since is quarantined, not loaded.
+    """
+
+    sha256: str
+    etag: str | None = None
+
+
 class Watermark(_State):
     """The whole document (version 2.1)."""
 
@@ -124,11 +136,15 @@ class Watermark(_State):
     processed_s3_files: list[str] = Field(default_factory=list)
     # Not in SPEC §8's example: files set aside as unreadable (absent until one is).
     quarantined_s3_files: list[QuarantinedFile] = Field(default_factory=list)
+    # Not in SPEC §8's example: the files awaiting load, as they were staged.
+    file_checks: dict[str, FileCheck] = Field(default_factory=dict)
     metadata: WatermarkMetadata = Field(default_factory=WatermarkMetadata)
 
     def document(self) -> dict[str, Any]:
-        """The JSON document (``quarantined_s3_files`` only once a file is quarantined)."""
-        empty = set() if self.quarantined_s3_files else {"quarantined_s3_files"}
+        """The JSON document (the fields beyond SPEC §8 only while they hold something)."""
+        empty = {
+            name for name in ("quarantined_s3_files", "file_checks") if not getattr(self, name)
+        }
         return self.model_dump(mode="json", exclude=empty)
 
     def loaded_files(self) -> int:
@@ -143,6 +159,7 @@ class Watermark(_State):
         """
         done = set(uris)
         self.backup_s3_files = [u for u in self.backup_s3_files if u not in done]
+        self.file_checks = {u: c for u, c in self.file_checks.items() if u not in done}
         known = set(self.processed_s3_files)
         self.processed_s3_files.extend(u for u in dict.fromkeys(uris) if u not in known)
         self.forget_oldest_loaded()

@@ -37,6 +37,7 @@ class StagedObject:
     key: str
     size: int
     last_modified: dt.datetime
+    etag: str | None = None  # S3's; a local stage has none
 
 
 class Stage(Protocol):
@@ -56,8 +57,8 @@ class Stage(Protocol):
         """Write (replace) an object atomically."""
         ...
 
-    def put_file(self, key: str, path: str) -> None:
-        """Upload a local file as ``key``."""
+    def put_file(self, key: str, path: str) -> str | None:
+        """Upload a local file as ``key``; the object's ETag (None on a local stage)."""
         ...
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
@@ -142,8 +143,8 @@ class LocalStage:
             fault_point("mid_put_bytes")
             handle.write(data[half:])
 
-    def put_file(self, key: str, path: str) -> None:
-        """Bring a local file in atomically (temp name, fsync, rename).
+    def put_file(self, key: str, path: str) -> str | None:
+        """Bring a local file in atomically (temp name, fsync, rename); no ETag here.
 
         Hard-linked when ``path`` lies on the stage's file system (a scratch
         directory beside it): nothing is copied, where a copy read and wrote every
@@ -153,9 +154,10 @@ class LocalStage:
         target = self._path(key)
         with self._os_errors("write", key):
             if atomic_link(Path(path), target):
-                return
+                return None
             with atomic_write(target) as out, open(path, "rb") as src:
                 shutil.copyfileobj(src, out, 4 * 1024 * 1024)
+        return None
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """O_EXCL create: exactly one of several racing creators wins."""

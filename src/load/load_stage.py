@@ -222,7 +222,7 @@ class TableLoad:
         replace = self._replaces()
         live = [conn]  # the load's connection; a retry after a lost one opens a new one
         while True:
-            check = verify_staged(self.stage, self.run_context.data_prefix, pending)
+            check = verify_staged(self.stage, self.run_context.data_prefix, pending, wm.file_checks)
             corrupt = check.corrupt  # unreadable footers; a damaged page shows in the COPY
             if not corrupt:
                 try:
@@ -382,7 +382,9 @@ class TableLoad:
             pending, _ = self._snapshot_files(wm, pending)
             ddl: list[str] = []
             if pending:
-                check = verify_staged(self.stage, self.run_context.data_prefix, pending)
+                check = verify_staged(
+                    self.stage, self.run_context.data_prefix, pending, wm.file_checks
+                )
                 if check.corrupt:
                     raise check.corrupt[0]  # a real run would quarantine it
                 with conn.cursor() as cur:

@@ -45,6 +45,7 @@ def set_aside(
     }
     entry = QuarantinedFile(file=exc.uri, error=exc.reason, below=below)
     wm.backup_s3_files = [u for u in wm.backup_s3_files if u != exc.uri]
+    wm.file_checks.pop(exc.uri, None)
     wm.quarantined_s3_files.append(entry)
     log.error("staged file quarantined", table=table, file=exc.uri, error=exc.reason)
     return entry
@@ -66,7 +67,7 @@ def quarantine_error(
             f"the other {loaded} files were loaded; re-extract the quarantined rows with "
             f"'verify -p {pipeline} -t {table} --repair'"
         )
-    return DataError(f"{what} corrupt and quarantined: {names}; {then}")
+    return DataError(f"{what} unreadable and quarantined: {names}; {then}")
 
 
 def warn_if_quarantined(wm: Watermark, table: str, pipeline: str) -> None:

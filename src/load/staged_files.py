@@ -17,9 +17,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from src.core.simple_watermark_manager import FileCheck
 from src.core.stage import Stage
 from src.core.table_schema import POSITION_METADATA_KEY, SCHEMA_METADATA_KEY, TableSchema
-from src.errors import CorruptStagedFile, StageError, first_line
+from src.errors import CorruptStagedFile, first_line
 from src.load.targets.base import StagedFileRef
 
 _TAIL = 64 * 1024
@@ -75,27 +76,37 @@ class StagedCheck:
     listed: dict[str, int]  # key -> size of every object under the prefix
 
 
-def verify_staged(stage: Stage, prefix: str, uris: list[str]) -> StagedCheck:
+def verify_staged(
+    stage: Stage, prefix: str, uris: list[str], checks: dict[str, FileCheck]
+) -> StagedCheck:
     """Every file exists under the table's exact ``prefix``; its footer gives rows and schema.
 
-    A missing file is a :class:`StageError`; an unreadable one is returned in
-    ``corrupt`` (all of them, from the one listing) for the load to quarantine.
+    A file missing, changed since it was staged (S3's ETag no longer the one its
+    upload got, in ``checks``) or unreadable is returned in ``corrupt`` (all of
+    them, from the one listing) for the load to quarantine: the others load, and
+    ``verify --repair`` re-extracts its rows. Each readable file's reference
+    carries its recorded SHA-256, which the reader of its bytes compares.
     """
-    check = StagedCheck([], [], {obj.key: obj.size for obj in stage.list(prefix)})
+    objects = {obj.key: obj for obj in stage.list(prefix)}
+    check = StagedCheck([], [], {key: obj.size for key, obj in objects.items()})
     for uri in uris:
         key = stage.key_of(uri)
-        size = check.listed.get(key)
-        if size is None:
-            raise StageError(
-                f"staged file {uri} is missing from {stage.uri(prefix)}; "
-                "restore it, or remove it from the watermark with 'watermark reset'"
-            )
+        found, recorded = objects.get(key), checks.get(uri)
+        if found is None:
+            check.corrupt.append(CorruptStagedFile(uri, f"missing from {stage.uri(prefix)}"))
+            continue
+        if recorded and recorded.etag and found.etag and found.etag != recorded.etag:
+            changed = f"changed since it was staged (ETag {found.etag}, staged {recorded.etag})"
+            check.corrupt.append(CorruptStagedFile(uri, changed))
+            continue
         try:
-            footer = read_footer(stage, key, size)
+            footer = read_footer(stage, key, found.size)
         except CorruptStagedFile as exc:
             check.corrupt.append(exc)
             continue
-        check.refs.append((StagedFileRef(uri, key, size, footer.num_rows), footer.table_schema))
+        sha256 = recorded.sha256 if recorded else None
+        ref = StagedFileRef(uri, key, found.size, footer.num_rows, sha256)
+        check.refs.append((ref, footer.table_schema))
     return check
 
 

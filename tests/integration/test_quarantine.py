@@ -10,9 +10,13 @@ import json
 import zlib
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
+from src.utils.naming import split_table_name
+from src.utils.stage_keys import watermark_key
 from tests.integration.test_faults import HYBRID, errors, parcels
 from tests.support.databases import MySQLDatabase, PgSchema
-from tests.support.pipelines import Project, make_project
+from tests.support.pipelines import SCOPE, Project, make_project
 
 
 def source_rows(db: MySQLDatabase) -> tuple[int, int]:
@@ -126,3 +130,78 @@ def test_a_snapshot_with_a_corrupt_file_never_replaces_the_target(
     project.cli("sync", "pipeline", "-p", "p", check=True)  # a new snapshot
     assert target_rows(pg) == source_rows(mysql_db)
     assert "quarantined_s3_files" not in project.watermark(table)
+
+
+def flip_bytes(path: Path, at: int, count: int = 64) -> None:
+    data = bytearray(path.read_bytes())
+    data[at : at + count] = bytes(b ^ 0xFF for b in data[at : at + count])
+    path.write_bytes(bytes(data))
+
+
+def quarantined_then_repaired(
+    project: Project, table: str, bad: Path, reason: str, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    """One bad file of ten: quarantined with ``reason``, the rest load, ``--repair`` mends it."""
+    result = project.cli("sync", "pipeline", "-p", "p")
+    assert result.returncode == 4, result.stderr
+    (line,) = errors(result.stderr)
+    assert str(bad) in line and reason in line, line
+    assert target_rows(pg)[0] == 4500  # the other nine files
+    repaired = project.cli("verify", "-p", "p", "-t", table, "--repair", "--json-output", "-")
+    assert repaired.returncode == 0, repaired.stderr
+    assert json.loads(repaired.stdout)["tables"][table]["quarantine_released"] == 1
+    assert target_rows(pg) == source_rows(mysql_db)
+
+
+def test_a_changed_footer_is_caught_by_the_digest_recorded_at_staging(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    """A footer that still parses (a digit of its recorded position changed): no page CRC
+    covers it; the SHA-256 recorded in the watermark when the file was staged does."""
+    table = parcels(mysql_db, 5000)
+    project = make_project(
+        tmp_path, mysql_db, {table: {**HYBRID, "processing": {"batch_size": 500}}}, pg=pg
+    )
+    project.backup(table)
+    bad = staged_files(project, table)[4]
+    data = bytearray(bad.read_bytes())
+    at = data.rindex(b'"last_pk": ') + len(b'"last_pk": ')  # the first pass's position
+    data[at] = ord("1") if data[at] != ord("1") else ord("2")  # another digit: still JSON
+    bad.write_bytes(bytes(data))
+    quarantined_then_repaired(project, table, bad, "SHA-256", mysql_db, pg)
+
+
+def test_flipped_bytes_in_a_data_page_fail_its_checksum(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    """8 bytes flipped in the middle of the ``id`` column's page: snappy still decodes it (other
+    ids, silently, without the CRC); the page's CRC catches it, also for a file whose digest
+    was not recorded (staged by an earlier release)."""
+    table = parcels(mysql_db, 5000)
+    project = make_project(
+        tmp_path, mysql_db, {table: {**HYBRID, "processing": {"batch_size": 500}}}, pg=pg
+    )
+    project.backup(table)
+    bad = staged_files(project, table)[4]
+    chunk = pq.ParquetFile(bad).metadata.row_group(0).column(0)
+    flip_bytes(bad, chunk.data_page_offset + chunk.total_compressed_size // 2, 8)
+
+    doc_path = project.stage_dir / watermark_key(SCOPE, *split_table_name(table), "pg")
+    doc = json.loads(doc_path.read_text())
+    del doc["file_checks"]  # as an earlier release staged it
+    doc_path.write_text(json.dumps(doc))
+    quarantined_then_repaired(project, table, bad, "unreadable data", mysql_db, pg)
+
+
+def test_a_staged_file_deleted_before_its_load_is_quarantined(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    """Not a blocker for the table's other files (exit 5 before): the rest loads, exit 4."""
+    table = parcels(mysql_db, 5000)
+    project = make_project(
+        tmp_path, mysql_db, {table: {**HYBRID, "processing": {"batch_size": 500}}}, pg=pg
+    )
+    project.backup(table)
+    bad = staged_files(project, table)[4]
+    bad.unlink()
+    quarantined_then_repaired(project, table, bad, "missing from", mysql_db, pg)

@@ -39,6 +39,7 @@ class StagedFileRef:
     key: str
     size: int
     rows: int
+    sha256: str | None = None  # as staged (None: staged before digests were recorded)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import queue
 import threading
 from collections.abc import Iterator
@@ -252,21 +253,32 @@ class _BinaryEncoder:
 
 
 def _batches(stage: Stage, ref: StagedFileRef) -> Iterator[pa.RecordBatch]:
-    """The file's record batches; a damaged page is the file's corruption, not the load's."""
+    """The file's record batches; a damaged page is the file's corruption, not the load's.
+
+    Every page's CRC is verified (the backup writes them), and the whole file's
+    SHA-256 against the one recorded when it was staged.
+    """
     try:
-        yield from pq.ParquetFile(_open(stage, ref)).iter_batches(batch_size=_BATCH_ROWS)
+        source = pq.ParquetFile(_open(stage, ref), page_checksum_verification=True)
+        yield from source.iter_batches(batch_size=_BATCH_ROWS)
     except (PermissionError, FileNotFoundError) as exc:
         raise StageError(f"cannot read staged file {ref.uri}: {first_line(exc)}") from None
     except (pa.ArrowException, OSError) as exc:
         raise CorruptStagedFile(ref.uri, f"unreadable data: {first_line(exc)}") from None
 
 
-def _open(stage: Stage, ref: StagedFileRef) -> Any:
+def _open(stage: Stage, ref: StagedFileRef) -> pa.BufferReader:
+    """The file's bytes, once their SHA-256 is the one recorded when it was staged."""
     if isinstance(stage, LocalStage):
-        return stage.uri(ref.key)
-    data = stage.get_bytes(ref.key)
-    if data is None:
-        raise StageError(f"staged file {ref.uri} disappeared before it was loaded")
+        with open(stage.uri(ref.key), "rb") as handle:
+            data = handle.read()
+    else:
+        found = stage.get_bytes(ref.key)
+        if found is None:
+            raise StageError(f"staged file {ref.uri} disappeared before it was loaded")
+        data = found
+    if ref.sha256 is not None and hashlib.sha256(data).hexdigest() != ref.sha256:
+        raise CorruptStagedFile(ref.uri, "its SHA-256 is not the one recorded when it was staged")
     return pa.BufferReader(data)
 
 
