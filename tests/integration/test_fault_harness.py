@@ -22,4 +22,5 @@ def test_random_faults_under_a_concurrent_writer() -> None:
     assert summary["faults"] == 12
     assert len(summary["kinds"]) >= 3  # several kinds of fault, not one
     assert any(kind.startswith("s3_") for kind in summary["kinds"])  # the stage's too
+    assert summary["kinds"].get("flipped", 0) >= 1  # a damaged staged file, quarantined
     assert summary["source_rows"] > 50_000  # the writer inserted during the soak

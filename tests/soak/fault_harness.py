@@ -5,11 +5,14 @@ the stage is the S3 API server (tests/support/s3_faults.py; ``--stage local`` fo
 directory). Each iteration starts ``sync pipeline`` and, after a random delay, injects
 one fault of a random kind: every connection to MySQL or PostgreSQL reset, one reset
 after a random number of bytes, a stall of up to 2 s, or the next 1–8 S3 requests of
-one kind (PUT, GET, LIST) answered 503 SlowDown or 500. A run rides the fault out
+one kind (PUT, GET, LIST) answered 503 SlowDown or 500. The first fault (and, at random,
+later ones) is a staged file damaged before its load: a run stages without loading, 8
+bytes in the middle of a page of the last file are flipped, and the next run must
+quarantine it (exit 4, naming it) and load the rest. A run rides the fault out
 (exit 0) or fails cleanly (exit 2, 5 or 6, one ``Error:`` line, no traceback); the
 watermark never moves back and the target never holds a duplicate key. At the end the
-writer stops, the sync runs without faults, and the target must equal the source by
-count and checksum.
+writer stops, the sync runs without faults, ``verify --repair`` re-extracts what was
+quarantined, and the target must equal the source by count and checksum.
 
     .venv/bin/python -m tests.soak.fault_harness --faults 100 --rows 200000
 
@@ -29,6 +32,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from tests.soak.kill_harness import (
     CONFIG,
     TABLE_DDL,
@@ -41,7 +47,7 @@ from tests.soak.kill_harness import (
 )
 from tests.support.databases import mysql_database, pg_schema
 from tests.support.fault_proxy import FaultProxy, fault_proxy
-from tests.support.pipelines import make_project
+from tests.support.pipelines import Project, make_project
 from tests.support.s3_faults import inject
 from tests.support.s3_server import s3_bucket, s3_server
 
@@ -49,7 +55,7 @@ from tests.support.s3_server import s3_bucket, s3_server
 # load (6) error.
 CLEAN_FAILURES = {2, 5, 6}
 RETRIES = {"attempts": 3, "initial_wait_seconds": 0.2, "max_wait_seconds": 1}
-KINDS = ("mysql_reset", "pg_reset", "mysql_reset_after", "mysql_stall", "pg_stall")
+KINDS = ("mysql_reset", "pg_reset", "mysql_reset_after", "mysql_stall", "pg_stall", "flipped")
 S3_KINDS = ("s3_put", "s3_get", "s3_list")
 
 
@@ -69,6 +75,30 @@ def _inject(
         mysql.stall(rng.uniform(0.2, 2.0))
     else:
         pg.stall(rng.uniform(0.2, 2.0))
+
+
+def _flip_a_staged_file(project: Project, table: str) -> str | None:
+    """Stage without loading; flip 8 bytes mid-page in the ``id`` column of the last file."""
+    project.cli("sync", "pipeline", "-p", "p", "--backup-only", check=True)
+    staged = project.watermark(table)["backup_s3_files"]
+    if not staged:
+        return None  # nothing new to stage
+    uri = staged[-1]
+    bucket = project.bucket
+    key = uri.split("/", 3)[3] if bucket else uri
+    data = bytearray(
+        bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"].read()
+        if bucket
+        else Path(uri).read_bytes()
+    )
+    chunk = pq.ParquetFile(pa.BufferReader(bytes(data))).metadata.row_group(0).column(0)
+    at = chunk.data_page_offset + chunk.total_compressed_size // 2
+    data[at : at + 8] = bytes(b ^ 0xFF for b in data[at : at + 8])
+    if bucket:
+        bucket.client.put_object(Bucket=bucket.name, Key=key, Body=bytes(data))
+    else:
+        Path(uri).write_bytes(bytes(data))
+    return uri
 
 
 def _disarm(s3: str | None) -> None:
@@ -116,17 +146,22 @@ def soak(
         try:
             while sum(kinds.values()) < faults_wanted:
                 started = time.monotonic()
+                kind = "flipped" if not kinds else rng.choice(kinds_of)
+                flipped = _flip_a_staged_file(project, table) if kind == "flipped" else None
+                if flipped:
+                    kinds[kind] += 1
                 proc = start_sync(project)
                 time.sleep(rng.uniform(0.05, typical))
-                if proc.poll() is None:
-                    kind = rng.choice(kinds_of)
+                if kind != "flipped" and proc.poll() is None:
                     _inject(kind, mysql, pg, s3, rng)
                     kinds[kind] += 1
                 code = proc.wait(timeout=300)
                 stderr = proc.stderr.read() if proc.stderr else ""
                 _disarm(s3)  # what this run did not meet must not hit the checks below
                 exits[code] += 1
-                if code == 0:
+                if flipped:  # quarantined, named; the other files load
+                    assert code == 4 and flipped in stderr, f"exit {code}: {stderr}"
+                elif code == 0:
                     typical = max(0.3, 0.9 * (time.monotonic() - started))
                 elif code not in CLEAN_FAILURES:
                     raise AssertionError(f"sync exited {code}: {stderr}")
@@ -146,6 +181,8 @@ def soak(
         time.sleep(2.5)  # past the lookback window: every writer commit is visible
         final = start_sync(project)
         assert final.wait(timeout=600) == 0, final.stderr.read() if final.stderr else ""
+        mended = project.cli("verify", "-p", "p", "--repair")  # the quarantined files' rows
+        assert mended.returncode == 0, mended.stdout + mended.stderr
         source, loaded = checksum_source(db), checksum_target(target)
         assert loaded == source, f"target {loaded} != source {source}"
         return {
