@@ -15,6 +15,9 @@ one method of its reader, stage or target dialect.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class Transient:
     """Mixin: the same operation may succeed when tried again."""
@@ -98,6 +101,20 @@ class LockHeldError(BackupError):
     """Another run holds the table's lock: wait for it or check the holder."""
 
     exit_code = 7
+
+
+@contextmanager
+def step(doing: str) -> Iterator[None]:
+    """Name the step a :class:`StageError` raised inside failed in ("taking the lock of …").
+
+    The stage names the object and the request; the step says what the run was
+    doing with it. The error keeps its class (and so its exit code and whether it
+    is transient).
+    """
+    try:
+        yield
+    except StageError as exc:
+        raise type(exc)(f"{doing}: {exc}") from exc
 
 
 def first_line(exc: BaseException) -> str:

@@ -15,15 +15,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from src.backup.boundary import group_open
 from src.backup.chunk_loop import ChunkLoop
-from src.backup.keyset import exact_value
+from src.backup.keyset import Position, exact_value
 from src.backup.mysql_reader import DEFAULT_BATCH_SIZE, make_reader
 from src.backup.null_cursor_pass import NullCursorPass
 from src.backup.parquet_sink import ParquetSink, StagedFile
 from src.backup.plan import BackupOptions, BackupPlan, BackupResult, table_strategy
 from src.backup.position_record import PositionRecord
 from src.backup.primary_key_pass import PrimaryKeyPass
-from src.backup.row_based import Position, RowBasedBackupStrategy
+from src.backup.row_based import RowBasedBackupStrategy
 from src.config.settings import (
     appends_rows,
     resolve_chunk_size,
@@ -91,8 +92,7 @@ class TableBackup:
             with self.connections.source_endpoint(self.pipeline.source) as endpoint:
                 self._run(wm, endpoint, result)
         except BaseException as exc:
-            with self.watermarks.changing() as wm:
-                wm.mysql_state.finish(exc)
+            self.watermarks.record_failure("mysql_state", exc)
             raise
         finally:
             result.seconds = time.perf_counter() - begin
@@ -336,7 +336,7 @@ class TableBackup:
         state = wm.mysql_state
         if state.last_timestamp is None and state.last_id is None:
             hi, now = plan.window.hi_ts, plan.window.now
-            return PrimaryKeyPass(strategy, hi, strategy.group_open(hi, now))
+            return PrimaryKeyPass(strategy, hi, group_open(strategy, hi, now))
         return None
 
     def _finish_pk_pass(

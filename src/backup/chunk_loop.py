@@ -43,10 +43,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from src.backup.conversion_stats import ConversionStats
+from src.backup.keyset import ChunkQuery, Position, Window
 from src.backup.mysql_reader import WHOLE_READ_ROWS, BatchStream, MySQLReader
 from src.backup.open_query import OpenQuery
 from src.backup.parquet_sink import ParquetSink
-from src.backup.row_based import ChunkQuery, Position, Window
 from src.config.settings import RetryConfig
 from src.errors import NativeDecodeError, SourceConnectionError
 from src.utils.logging_setup import get_logger

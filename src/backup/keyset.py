@@ -1,28 +1,84 @@
-"""Keyset values as the watermark JSON holds them (``last_id``, ``last_key``, ``initial_pass``).
+"""Keysets: a walk's position, its window and queries, and key values as the watermark holds them.
 
 Values come from Arrow batches or PyMySQL and go back as bound SQL
 parameters; JSON has no datetime, decimal or bytes, so each is written as
-text and read back by the column's kind. The order of a keyset is always
-MySQL's own (the column's collation, PAD SPACE, accents): positions are
-compared in SQL, never re-sorted in Python.
+text and read back by the column's kind (``last_id``, ``last_key``,
+``initial_pass``). The order of a keyset is always MySQL's own (the column's
+collation, PAD SPACE, accents): positions are compared in SQL, never re-sorted
+in Python.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
+from dataclasses import dataclass
 from typing import Any
 
 from src.core.row_compare import exact_value
 from src.core.table_schema import ColumnSpec
 
-__all__ = ["decode_key_value", "encode_key_value", "exact_value", "inexact_key"]
+__all__ = [
+    "ChunkQuery",
+    "Position",
+    "Window",
+    "as_datetime",
+    "decode_key_value",
+    "encode_key_value",
+    "exact_value",
+    "inexact_key",
+]
 
-# Key kinds whose values Python orders as MySQL does (numbers, dates, bytes): a
-# position of only these may be compared in Python. Text follows its collation.
-PYTHON_ORDERED_KINDS = frozenset(
-    {"integer", "unsigned_bigint", "decimal", "date", "datetime", "timestamp", "binary"}
-)
+
+@dataclass(frozen=True)
+class Position:
+    """Where the next chunk starts: after ``(ts, *key)``; ``ts_inclusive`` on a lookback start.
+
+    ``key`` holds the values of the strategy's key columns (the id column, then
+    every other primary-key column), or a prefix of them when only part is
+    known (an operator's ``watermark set --id``): then rows equal to that prefix
+    are read again rather than skipped.
+    """
+
+    ts: Any = None
+    key: tuple[Any, ...] = ()
+    ts_inclusive: bool = False
+
+    @property
+    def id(self) -> Any:
+        """The first key column's value (the watermark's ``last_id``)."""
+        return self.key[0] if self.key else None
+
+    @property
+    def empty(self) -> bool:
+        """True before the first row of the table."""
+        return self.ts is None and not self.key
+
+
+@dataclass(frozen=True)
+class Window:
+    """The run's fixed upper bound (``MAX(cursor)`` at start) and NULL-cursor count."""
+
+    hi_ts: Any
+    hi_id: Any
+    null_cursor_rows: int
+    id_past_max: bool = False  # the start's id lies past MAX(id), in MySQL's order
+    now: Any = None  # the source's clock as the cursor column reads it (None: unknown)
+
+
+@dataclass(frozen=True)
+class ChunkQuery:
+    """One SELECT as a pyformat template plus its parameters."""
+
+    sql: str
+    params: tuple[Any, ...]
+
+
+def as_datetime(value: Any) -> Any:
+    """A DATE as midnight of its day, so it compares with DATETIME values."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return dt.datetime.combine(value, dt.time())
+    return value
 
 
 def encode_key_value(value: Any) -> Any:

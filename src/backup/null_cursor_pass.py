@@ -21,8 +21,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from src.backup.keyset import decode_key_value, encode_key_value
-from src.backup.row_based import ChunkQuery, Position, RowBasedBackupStrategy, Window
+from src.backup.keyset import ChunkQuery, Position, Window, decode_key_value, encode_key_value
+from src.backup.row_based import RowBasedBackupStrategy
 from src.core.table_schema import TableSchema
 from src.errors import ConfigError
 

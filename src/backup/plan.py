@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from src.backup.keyset import Position, Window
 from src.backup.mysql_schema import load_table_schema
-from src.backup.row_based import Position, RowBasedBackupStrategy, Window
+from src.backup.row_based import RowBasedBackupStrategy
 from src.config.settings import AppConfig, PipelineConfig, TableConfig, resolve_write_mode
 from src.core.table_schema import TableSchema, TypePolicy
 from src.utils.naming import IDENTIFIER_LIMITS, split_table_name

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from src.backup.boundary import advances, left_open
+from src.backup.keyset import Position
 from src.backup.null_cursor_pass import NullCursorPass, NullPassPosition
 from src.backup.parquet_sink import StagedFile
 from src.backup.plan import BackupPlan
 from src.backup.primary_key_pass import PrimaryKeyPass
-from src.backup.row_based import Position, advances
 from src.core.simple_watermark_manager import FileCheck, Watermark, utc_now_iso
 
 
@@ -69,8 +70,8 @@ class PositionRecord:
             if last_id is not None:
                 fields["last_id"] = last_id
             fields["last_key"] = strategy.watermark_key(position)
-            fields["group_open"] = strategy.left_open(
-                position, self.plan.start, self.plan.window.now, before.group_open
+            fields["group_open"] = left_open(
+                strategy, position, self.plan.start, self.plan.window.now, before.group_open
             )
         return fields
 

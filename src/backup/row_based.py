@@ -19,12 +19,20 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import pyarrow as pa
+import pymysql
 
+from src.backup.boundary import clock_sql
 from src.backup.keyset import (
+    ChunkQuery,
+    Position,
+    Window,
+    as_datetime,
     decode_key_value,
     encode_key_value,
     exact_value,
@@ -36,53 +44,9 @@ from src.errors import ConfigError, DataError
 from src.utils.naming import quote_mysql
 
 _INT_KINDS = ("tinyint", "smallint", "mediumint", "int", "bigint")
-# Past a cursor value's own unit, how long a change may still arrive with it: a
-# statement's NOW() is taken before its commit (longer waits are lookback_seconds').
-BOUNDARY_MARGIN = dt.timedelta(seconds=1)
-
-
-@dataclass(frozen=True)
-class Position:
-    """Where the next chunk starts: after ``(ts, *key)``; ``ts_inclusive`` on a lookback start.
-
-    ``key`` holds the values of the strategy's key columns (the id column, then
-    every other primary-key column), or a prefix of them when only part is
-    known (an operator's ``watermark set --id``): then rows equal to that prefix
-    are read again rather than skipped.
-    """
-
-    ts: Any = None
-    key: tuple[Any, ...] = ()
-    ts_inclusive: bool = False
-
-    @property
-    def id(self) -> Any:
-        """The first key column's value (the watermark's ``last_id``)."""
-        return self.key[0] if self.key else None
-
-    @property
-    def empty(self) -> bool:
-        """True before the first row of the table."""
-        return self.ts is None and not self.key
-
-
-@dataclass(frozen=True)
-class Window:
-    """The run's fixed upper bound (``MAX(cursor)`` at start) and NULL-cursor count."""
-
-    hi_ts: Any
-    hi_id: Any
-    null_cursor_rows: int
-    id_past_max: bool = False  # the start's id lies past MAX(id), in MySQL's order
-    now: Any = None  # the source's clock as the cursor column reads it (None: unknown)
-
-
-@dataclass(frozen=True)
-class ChunkQuery:
-    """One SELECT as a pyformat template plus its parameters."""
-
-    sql: str
-    params: tuple[Any, ...]
+# MySQL errors that say the SQL itself is wrong: syntax, unknown column, unknown
+# function, wrong argument count. https://mariadb.com/kb/en/mariadb-error-code-reference/
+_SQL_ERRORS = frozenset({1054, 1064, 1305, 1582, 1583})
 
 
 class RowBasedBackupStrategy:
@@ -192,9 +156,9 @@ class RowBasedBackupStrategy:
         past, params = "NULL", []
         if self.ts_col is None and start is not None and start.key:
             past, params = f"MAX({q}) < %s", [start.key[0]]
-        cursor.execute(
-            f"SELECT MAX({q}), {past}, {self._clock()} FROM {table} WHERE 1=1{extra}", params
-        )
+        sql = f"SELECT MAX({q}), {past}, {clock_sql(self)} FROM {table} WHERE 1=1{extra}"
+        with self._checked_where():
+            cursor.execute(sql, params)
         hi, id_past, now = cursor.fetchone()
         nulls = 0
         if self.schema.column(col).nullable:
@@ -208,41 +172,21 @@ class RowBasedBackupStrategy:
             return Window(hi, None, int(nulls or 0), now=now)
         return Window(None, hi, int(nulls or 0), id_past_max=bool(id_past))
 
-    def _clock(self) -> str:
-        """The source's clock as the cursor column's values read it (SQL).
-
-        The session is in UTC, as TIMESTAMP values are read. A DATETIME is written
-        in its writer's time zone, by default the server's
-        (``@@global.time_zone``; NULL when that names a zone the server has no
-        table for: the clock is then unknown).
-        """
-        if self.ts_col is None:
-            return "NULL"
-        if self.unix_ts:
-            return "UNIX_TIMESTAMP(NOW(6))"
-        if self.schema.column(self.ts_col).kind == "timestamp":
-            return "NOW(6)"
-        return "CONVERT_TZ(NOW(6), '+00:00', @@global.time_zone)"
-
-    def group_open(self, ts: Any, now: Any) -> bool:
-        """Whether a row may still be written with cursor value ``ts``, by the clock ``now``.
-
-        Until the source's clock has passed ``ts`` by the cursor's unit (a
-        second for ``DATETIME(0)``, a day for ``DATE``) plus
-        :data:`BOUNDARY_MARGIN`, a change can carry ``ts`` after a run has read
-        the rows at ``ts``: ``(ts > T OR (ts = T AND key > last))`` would never
-        read it. An unknown clock counts as open.
-        """
-        if ts is None or self.ts_col is None:
-            return False
-        if now is None:
-            return True
-        if self.unix_ts:
-            return bool(ts + 1 + BOUNDARY_MARGIN.total_seconds() > now)
-        col = self.schema.column(self.ts_col)
-        digits = col.datetime_precision or 0
-        unit = dt.timedelta(days=1) if col.kind == "date" else dt.timedelta(seconds=10**-digits)
-        return bool(_as_datetime(ts) + unit + BOUNDARY_MARGIN > now)
+    @contextmanager
+    def _checked_where(self) -> Iterator[None]:
+        """The first query with ``additional_where``: an error MySQL finds in that SQL
+        (syntax, an unknown column or function) is the operator's, named as such."""
+        try:
+            yield
+        except pymysql.err.MySQLError as exc:
+            code = exc.args[0] if exc.args else None
+            if not self.cfg.additional_where or code not in _SQL_ERRORS:
+                raise
+            raise ConfigError(
+                f"table {self.schema.qualified_name}: additional_where "
+                f"{self.cfg.additional_where!r} is not valid in MySQL ({exc.args[-1]}); "
+                "fix it in the pipeline file"
+            ) from None
 
     def start_position(
         self,
@@ -315,28 +259,12 @@ class RowBasedBackupStrategy:
             if pos.id is not None and (window.hi_id is None or window.id_past_max):
                 return self.id_col or "", pos.id, window.hi_id
             return None
-        stored, hi = _as_datetime(pos.ts), _as_datetime(window.hi_ts)
+        stored, hi = as_datetime(pos.ts), as_datetime(window.hi_ts)
         if stored is None:
             return None
         if hi is None or (type(hi) is type(stored) and stored > hi):
             return self.ts_col, stored, hi
         return None
-
-    def left_open(self, position: Position, start: Position, now: Any, was_open: bool) -> bool:
-        """Whether the rows at ``position``'s timestamp may change after a walk from ``start``.
-
-        Open by the source's clock ``now`` (:meth:`group_open`), or because an
-        earlier run read part of the group: this walk began inside it, after
-        rows that may have changed since (``was_open`` says whether they could).
-        """
-        if self.group_open(position.ts, now):
-            return True
-        if start.ts is None or position.ts is None:
-            return False
-        began_inside = (
-            _as_datetime(start.ts) == _as_datetime(position.ts) and not start.ts_inclusive
-        )
-        return began_inside and was_open
 
     # ---------------------------------------------------------------- queries
     def _col(self, name: str | None) -> str:
@@ -462,7 +390,7 @@ class RowBasedBackupStrategy:
         if isinstance(ts, int) and self.unix_ts:
             ts = dt.datetime.fromtimestamp(ts, tz=dt.UTC).replace(tzinfo=None)
         else:
-            ts = _as_datetime(ts)  # a DATE cursor is stored at midnight
+            ts = as_datetime(ts)  # a DATE cursor is stored at midnight
         text = ts.isoformat(timespec="microseconds") if isinstance(ts, dt.datetime) else None
         return text, encode_key_value(pos.id)
 
@@ -470,25 +398,3 @@ class RowBasedBackupStrategy:
         """The key columns after the id (the watermark's ``last_key``), JSON-ready."""
         rest = dict(zip(self.key_cols[1:], pos.key[1:], strict=False))
         return {col: encode_key_value(v) for col, v in rest.items()} or None
-
-
-def _as_datetime(value: Any) -> Any:
-    """A DATE as midnight of its day, so it compares with DATETIME values."""
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return dt.datetime.combine(value, dt.time())
-    return value
-
-
-def advances(new: Position, old: Position, start: Position) -> bool:
-    """Whether the watermark may move from ``old`` to ``new`` in a walk begun at ``start``.
-
-    A walk that starts after the watermark only moves forward. One that starts
-    behind it (``lookback_seconds``) moves it once past its timestamp; a re-read
-    of the group at the watermark's own timestamp starts at that group, so its
-    positions within the group hold. Compared by cursor value alone: keys follow
-    their collation's order, which Python cannot reproduce.
-    """
-    if not start.ts_inclusive or old.ts is None or new.ts is None:
-        return True
-    new_ts, old_ts = _as_datetime(new.ts), _as_datetime(old.ts)
-    return bool(new_ts > old_ts or (new_ts == old_ts and _as_datetime(start.ts) == old_ts))

@@ -177,6 +177,7 @@ def watermark_set(
     help="Start over on both sides: an append table's target rows are deleted first.",
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Reset an append table whose target holds rows anyway.")
 @pass_app
 def watermark_reset(
     ctx: AppContext,
@@ -185,12 +186,14 @@ def watermark_reset(
     preserve_files: bool,
     reinitialize: bool,
     yes: bool,
+    force: bool,
 ) -> int:
     """Start TABLE over: both stages' positions and counts go back to zero.
 
     The next sync re-extracts the whole table and merges it into the target by
-    primary key, so nothing is duplicated (append-mode tables are the
-    exception: empty the target table first; the prompt warns about it).
+    primary key, so nothing is duplicated. An append table's re-extracted rows
+    would be appended a second time: its reset is refused (exit 1, naming the
+    target rows) unless --reinitialize, which deletes them first, or --force.
 
     Without --preserve-files the file lists are emptied too: files awaiting
     load are not loaded (their rows are re-extracted anyway) and every staged
@@ -218,6 +221,7 @@ def watermark_reset(
         preserve_files=preserve_files,
         reinitialize=reinitialize,
         confirm=None if yes else confirm,
+        force=force,
     )
     wm = result.view.watermark
     click.echo(f"Watermark of {wm.table_name} (target {wm.target}) reset.")

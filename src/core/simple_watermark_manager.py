@@ -14,12 +14,15 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from src.core.stage import Stage
-from src.errors import DataError, first_line
+from src.errors import DataError, first_line, step
+from src.utils.logging_setup import get_logger
+
+log = get_logger("watermark")
 
 CURRENT_VERSION = "2.1"
 # The newest loaded files the document lists; older ones are counted, not named: the
@@ -75,6 +78,8 @@ class MySQLState(_StageState):
 class RedshiftState(_StageState):
     """Progress of the load stage."""
 
+    # schema.table the rows were loaded into (a changed target_name is then refused)
+    target_table: str | None = None
     total_rows: int = 0
     last_session_rows: int = 0
     last_loaded_files: list[str] = Field(default_factory=list)
@@ -244,7 +249,8 @@ class SimpleWatermarkManager:
         return self.read()
 
     def _load(self) -> Watermark:
-        data = self.stage.get_bytes(self.key)
+        with step(f"reading the watermark of {self._identity['table_name']}"):
+            data = self.stage.get_bytes(self.key)
         self._stored = data is not None
         if data is None:
             return Watermark(**self._identity)
@@ -277,6 +283,25 @@ class SimpleWatermarkManager:
             yield watermark
             self.write(watermark)
 
+    def record_failure(
+        self, stage: Literal["mysql_state", "redshift_state"], error: BaseException
+    ) -> None:
+        """Mark a stage ``failed`` with ``error``, on a failure path.
+
+        A write that fails too (the stage down, the lock lost) is logged and not
+        raised: the caller re-raises the run's own error, whose exit code is the one
+        that says what went wrong.
+        """
+        try:
+            with self.changing() as watermark:
+                getattr(watermark, stage).finish(error)
+        except Exception as exc:
+            log.warning(
+                "the watermark could not record the failure",
+                failure=first_line(error),
+                error=first_line(exc),
+            )
+
     def write(self, watermark: Watermark) -> None:
         """Replace the stored document atomically (after the guard confirms the lock).
 
@@ -288,5 +313,6 @@ class SimpleWatermarkManager:
             # Compact: an indent makes json use its pure-Python encoder, ~10x slower on a
             # document with 100,000 file names (`watermark get --json` prints it indented).
             body = json.dumps(watermark.document(), ensure_ascii=False, separators=(",", ":"))
-            self.stage.put_bytes(self.key, body.encode("utf-8"))
+            with step(f"writing the watermark of {self._identity['table_name']}"):
+                self.stage.put_bytes(self.key, body.encode("utf-8"))
             self._document, self._stored = watermark, True

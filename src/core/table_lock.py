@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from types import TracebackType
 
 from src.core.stage import Stage
-from src.errors import LockHeldError
+from src.errors import LockHeldError, step
 from src.utils.logging_setup import get_logger
 from src.utils.scratch import pid_alive
 
@@ -91,6 +91,12 @@ class TableLock:
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`LockHeldError` naming the holder."""
+        with step(f"taking the lock of table {self.table}"):
+            self._acquire()
+        self._thread = threading.Thread(target=self._renew_loop, name="lock-renew", daemon=True)
+        self._thread.start()
+
+    def _acquire(self) -> None:
         body = json.dumps(asdict(self._info())).encode()
         if not self.stage.create_exclusive(self.key, body):
             holder = self._read()
@@ -110,8 +116,6 @@ class TableLock:
         if held != body:
             raise LockHeldError(f"table {self.table}: lock was taken by another run meanwhile")
         self._body = body  # what renewal swaps, only while the object still holds it
-        self._thread = threading.Thread(target=self._renew_loop, name="lock-renew", daemon=True)
-        self._thread.start()
 
     def confirm(self) -> None:
         """LockHeldError unless this run still holds the lock (a read of the lock object).
@@ -120,7 +124,8 @@ class TableLock:
         whose lock was taken over (an expired lock, an operator's delete) stops
         there and writes nothing more.
         """
-        holder = self._read()
+        with step(f"checking the lock of table {self.table}"):
+            holder = self._read()
         if not self.lost and holder is not None and holder.owner == self.owner:
             return
         self.lost = True
@@ -148,9 +153,10 @@ class TableLock:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        holder = self._read()
-        if holder is not None and holder.owner == self.owner:
-            self.stage.delete([self.key])
+        with step(f"releasing the lock of table {self.table}"):
+            holder = self._read()
+            if holder is not None and holder.owner == self.owner:
+                self.stage.delete([self.key])
 
     def __enter__(self) -> TableLock:
         self.acquire()

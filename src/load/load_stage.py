@@ -153,8 +153,7 @@ class TableLoad:
                     )
                 warn_if_quarantined(wm, self.table_name, self.pipeline.name)
         except BaseException as exc:
-            with self.watermarks.changing() as wm:
-                wm.redshift_state.finish(exc)
+            self.watermarks.record_failure("redshift_state", exc)
             raise
         finally:
             result.seconds += time.perf_counter() - begin
@@ -252,6 +251,7 @@ class TableLoad:
             if replace and refs:
                 wm.quarantined_s3_files = []  # a whole newer snapshot replaced their rows
             state = wm.redshift_state
+            state.target_table = self.target.qualified
             state.total_rows += rows
             state.last_session_rows = result.rows  # this run's passes
             state.last_loaded_files = [r.uri for r in refs]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from src.core.table_schema import TableSchema
-from src.errors import DataError, LoadError, first_line
+from src.errors import ConfigError, DataError, LoadError, first_line
 from src.load.deletions import Deletions
 from src.load.merge import TableWriter
 from src.load.schema_drift import drift_changes
 from src.load.targets.base import TargetColumn, TargetDialect
 from src.utils.logging_setup import get_logger
-from src.utils.naming import quote_pg_table
+from src.utils.naming import quote_pg, quote_pg_table
 
 log = get_logger("load")
 
@@ -42,6 +42,43 @@ class TargetTable:
             # https://docs.aws.amazon.com/redshift/latest/dg/r_TRUNCATE.html
             cur.execute(f"DELETE FROM {quote_pg_table(self.schema, self.table)}")
             return max(int(cur.rowcount), 0)
+
+    @property
+    def qualified(self) -> str:
+        """``schema.table``, as the watermark records where a table's rows went."""
+        return f"{self.schema}.{self.table}"
+
+    def check_identity(self, recorded: str | None, pipeline: str) -> None:
+        """ConfigError when the table's rows went to another target table than configured now.
+
+        A changed ``target_name`` (or target schema) on a table with history would load
+        only the rows changed from now on into the new table, silently.
+        """
+        if recorded is None or recorded == self.qualified:
+            return
+        raise ConfigError(
+            f"table {self.label}: its rows were loaded into {recorded}, and the configuration "
+            f"now loads it into {self.qualified} (target_name or the target's schema changed), "
+            f"which would get only the rows changed from now on; set it back, or start over "
+            f"into {self.qualified} with 'watermark reset -t {self.label} -p {pipeline} "
+            "--reinitialize'"
+        )
+
+    def rows_from(
+        self, conn: Any, column: str | None = None, bound: Any = None, inclusive: bool = False
+    ) -> int:
+        """The target rows whose ``column`` lies past ``bound`` (or at it, ``inclusive``);
+        every row without a column; 0 when the table is missing."""
+        with conn.cursor() as cur:
+            if not self.columns(cur):
+                return 0
+            sql = f"SELECT COUNT(*) FROM {quote_pg_table(self.schema, self.table)}"
+            if column is None:
+                cur.execute(sql)
+            else:
+                op = ">=" if inclusive else ">"
+                cur.execute(f"{sql} WHERE {quote_pg(column)} {op} %s", (bound,))
+            return int(cur.fetchone()[0])
 
     def columns(self, cur: Any) -> dict[str, TargetColumn]:
         """The table's columns in order (empty when it does not exist)."""

@@ -170,6 +170,8 @@ def _run_table(
             load = None
             if not options.backup_only or not stored:
                 load = TableLoad(run, make_dialect(app, pipeline), connect)
+                loaded_into = run.watermarks.read().redshift_state.target_table
+                load.target.check_identity(loaded_into, pipeline.name)  # before staging
             alongside = None
             if not options.redshift_only:
                 if not stored and load is not None:
@@ -264,11 +266,17 @@ def _after_load(
             connect,
             run=run,
         )
-        refused = outcome.deletes.repair.refused if outcome.deletes.repair else None
-        if refused or outcome.deletes.status == "failed":
-            warning = refused or f"--detect-deletes failed: {outcome.deletes.error}"
-            outcome.warnings.append(warning)
-            log.warning(warning, table=run.table)
+        deletes = outcome.deletes
+        refused = deletes.repair.refused if deletes.repair else None
+        if refused:  # the rows stay; a scheduler must see it
+            raise DataError(
+                f"table {run.table}: --detect-deletes refused: {refused} (with "
+                f"'verify -p {run.pipeline.name} -t {run.table} --repair --force')"
+            )
+        if deletes.status == "failed":
+            failure = BackupError(f"table {run.table}: --detect-deletes failed: {deletes.error}")
+            failure.exit_code = deletes.exit_code or DataError.exit_code
+            raise failure
 
 
 def _overlaps(cfg: TableConfig) -> bool:

@@ -20,6 +20,7 @@ from src.core.connection_registry import find_pipeline_for_table
 from src.core.simple_watermark_manager import KeyValue, Watermark, utc_now_iso
 from src.core.table_run import TableRun, open_table_run
 from src.errors import ConfigError, DataError
+from src.utils.naming import normalize_column_name
 from src.utils.stage_keys import new_execution_id
 
 if TYPE_CHECKING:
@@ -183,6 +184,49 @@ def _refuse_beyond_source(app: AppConfig, handle: TableRun, wm: Watermark) -> No
         )
 
 
+def _refuse_appending_twice(
+    app: AppConfig, handle: TableRun, before: tuple[str | None, Any], wm: Watermark
+) -> None:
+    """ConfigError when an append table's position moves back over rows its target holds.
+
+    Every row from the new position on is read again and appended: a second copy.
+    """
+    cfg = handle.config
+    if not appends_rows(cfg):
+        return
+    (old_ts, old_id), new_ts, new_id = before, wm.mysql_state.last_timestamp, wm.mysql_state.last_id
+    ids_back = isinstance(old_id, int) and isinstance(new_id, int) and new_id < old_id
+    bound: Any
+    if cfg.cdc_strategy != "id_only" and cfg.cdc_timestamp_column:
+        if (
+            old_ts is None
+            or new_ts is None
+            or new_ts > old_ts
+            or (new_ts == old_ts and not ids_back)
+        ):
+            return
+        column, bound = cfg.cdc_timestamp_column, dt.datetime.fromisoformat(new_ts)
+    else:
+        if old_id is None or new_id is None or new_id == old_id:
+            return
+        if isinstance(old_id, int) and isinstance(new_id, int) and not ids_back:
+            return
+        column, bound = cfg.cdc_id_column or "", new_id
+    load = table_load(app, handle)
+    with load.connect() as conn:
+        # hybrid re-reads the rows at the timestamp past the id: counted whole (at most more)
+        at_too = cfg.cdc_strategy == "hybrid"
+        twice = load.target.rows_from(conn, normalize_column_name(column), bound, at_too)
+        conn.rollback()
+    if twice:
+        raise ConfigError(
+            f"refused: {handle.table} is loaded in append mode, and {twice:,} target rows lie "
+            "past the new position: they would be appended a second time. Start over "
+            f"with 'watermark reset -t {handle.table} --reinitialize' (it deletes them first), "
+            "or pass --force to accept the duplicates; nothing was changed"
+        )
+
+
 def set_watermark(
     app: AppConfig,
     table: str,
@@ -219,6 +263,7 @@ def set_watermark(
         wm.mysql_state.group_open = False  # the operator's position is taken as it is
         if not force:
             _refuse_beyond_source(app, handle, wm)
+            _refuse_appending_twice(app, handle, before, wm)
         wm.metadata.manual_override = True
         wm.metadata.manual_set_time = utc_now_iso()
         handle.watermarks.write(wm)
@@ -269,6 +314,7 @@ def reset_watermark(
     preserve_files: bool,
     reinitialize: bool = False,
     confirm: Callable[[str], bool] | None = None,
+    force: bool = False,
 ) -> ResetResult:
     """Reset both stages' positions and counts, under the table's lock.
 
@@ -285,6 +331,18 @@ def reset_watermark(
     if reinitialize and preserve_files:
         raise ConfigError("--reinitialize starts over: it cannot be used with --preserve-files")
     handle = open_table(app, table, pipeline, "watermark_reset")
+    if appends_rows(handle.config) and not (reinitialize or force):
+        load = table_load(app, handle)
+        with load.connect() as conn:
+            held = load.target.rows_from(conn)
+            conn.rollback()
+        if held:
+            raise ConfigError(
+                f"refused: {handle.table} is loaded in append mode and its target holds "
+                f"{held:,} rows, which the re-extracted rows would be appended to a second "
+                "time; add --reinitialize to delete them first, or --force to accept the "
+                "duplicates; nothing was changed"
+            )
     question = reset_question(handle, preserve_files, reinitialize)
     if confirm is not None and not confirm(question):
         raise ConfigError("reset not confirmed; nothing was changed (pass -y to skip the prompt)")

@@ -42,6 +42,7 @@ def test_s3_down_for_good_exits_5_and_a_rerun_mends_it(
     (line,) = errors(result.stderr)
     assert endpoint in line or "S3" in line, line
     assert "SlowDown (retry later)" in line, line  # S3's own code, classified transient
+    assert f"taking the lock of table {table}" in line, line  # the step that failed
     again = project.cli("sync", "pipeline", "-p", "p")
     assert again.returncode == 0, again.stderr
     count, distinct = pg.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM parcels")[0]

@@ -177,5 +177,7 @@ def test_detect_deletes_removes_rows_gone_from_mysql(
     mysql_db.execute("DELETE FROM parcels WHERE id BETWEEN 100 AND 130")  # > 5 %
     code, report = sync(project, "--detect-deletes")
     result = report["table_results"][table]
-    assert code == 0 and "max_delete_fraction" in result["warnings"][0]
+    # A refusal fails the table (a scheduler must see it), with the count and the way on.
+    assert code == 4 and "--detect-deletes refused: 31 rows" in result["error_message"], result
+    assert "--repair --force" in result["error_message"]
     assert pg.execute("SELECT COUNT(*) FROM parcels")[0][0] == 298  # nothing deleted

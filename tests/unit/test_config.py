@@ -323,6 +323,27 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     assert "more than 100,000 values through YAML aliases" in errors[0]
 
 
+def test_a_table_written_twice_is_an_error_naming_both_lines(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys: the first entry's settings would vanish."""
+    text = PIPELINE.format(source="SRC", target="pg", stage="local", pipeline_batch=5000)
+    text += "  shop.items:\n    write_mode: append\n"
+    (line,) = errors_of(write_config(tmp_path, pipeline_text=text))
+    first = text.splitlines().index("  shop.items: {}") + 1
+    assert line.startswith("pipelines/p.yml: line ") and "invalid YAML: key 'shop.items'" in line
+    assert f"appears twice in one mapping (first at line {first})" in line, line
+
+
+def test_a_merge_key_may_still_be_overridden(tmp_path: Path) -> None:
+    text = PIPELINE.format(source="SRC", target="pg", stage="local", pipeline_batch=5000)
+    text = text.replace(
+        "  shop.items: {}",
+        "  shop.items: &base {write_mode: merge, lookback_seconds: 5}\n"
+        "  shop.more: {<<: *base, lookback_seconds: 9}",
+    )
+    tables = load(write_config(tmp_path, pipeline_text=text)).app.pipelines["p"].tables
+    assert tables["shop.more"].lookback_seconds == 9
+
+
 def test_a_shared_anchor_is_still_fine(tmp_path: Path) -> None:
     text = PIPELINE.format(source="SRC", target="pg", stage="local", pipeline_batch=5000)
     text = text.replace("  shop.items: {}", "  shop.items: &same {}\n  shop.more: *same")

@@ -67,3 +67,29 @@ def test_changes_from_two_threads_are_never_lost(tmp_path: Path) -> None:
     threads[1].join(timeout=10)
     doc = store.refresh()
     assert sorted(doc.processed_s3_files + doc.backup_s3_files) == sorted(staged)
+
+
+def test_a_failure_that_cannot_be_recorded_leaves_the_original_error(tmp_path: Path) -> None:
+    """A stage's failure path: the watermark write fails too (here: the lock is lost), and
+    the run must still end with its own error (its exit code), not the write's."""
+    import pytest
+
+    from src.core.simple_watermark_manager import SimpleWatermarkManager
+    from src.core.stage import LocalStage
+    from src.errors import DataError, LockHeldError
+
+    def lost() -> None:
+        raise LockHeldError("this run lost its lock")
+
+    store = SimpleWatermarkManager(
+        LocalStage("local", str(tmp_path)), "watermarks/v2/t.json",
+        table_name="s:d.t", target="pg", cdc_strategy="hybrid", guard=lost,
+    )  # fmt: skip
+    original = DataError("a zero date in column d")
+    with pytest.raises(DataError):
+        try:
+            raise original
+        except DataError as exc:
+            store.record_failure("mysql_state", exc)  # logs, never raises
+            raise
+    assert not (tmp_path / "watermarks/v2/t.json").exists()
