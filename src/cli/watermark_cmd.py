@@ -141,6 +141,9 @@ def watermark_set(
     Only what is given changes; the document records manual_override and
     manual_set_time. A position beyond the source's MAX(cursor) would read
     nothing, so it is refused (exit 1) unless --force; the check reads MySQL.
+    On an append table, a position moved back over rows the target holds is
+    refused too, naming them (they would be appended twice): 'watermark reset
+    --reinitialize' deletes them first, --force accepts the duplicates.
     Written while holding the table's lock: exits 7 when a sync of the table
     is running.
     """
