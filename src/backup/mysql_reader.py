@@ -48,6 +48,9 @@ from src.core.connections import SESSION_TIME_ZONE_SQL, MySQLEndpoint
 from src.core.driver_errors import connection_failed
 from src.core.table_schema import TableSchema
 from src.errors import DataError, NativeDecodeError, first_line
+from src.utils.logging_setup import get_logger
+
+log = get_logger("backup")
 
 Params = Sequence[Any] | Mapping[str, Any]
 ReaderChoice = Literal["auto", "connectorx", "pymysql"]
@@ -397,5 +400,8 @@ def make_reader(
     connectorx, which holds the GIL while it reads, works through it.)
     """
     if prefer == "pymysql" or (prefer == "auto" and connectorx_blockers(schema)):
+        return PyMySQLReader(endpoint, schema, batch_size)
+    if prefer == "auto" and (why := endpoint.connectorx_blocker):
+        log.info("reading with PyMySQL to keep the TLS settings", reason=why)
         return PyMySQLReader(endpoint, schema, batch_size)
     return ConnectorxReader(endpoint, schema, batch_size)

@@ -68,5 +68,9 @@ def validate(ctx: AppContext, pipeline: str | None, check_sources: bool) -> None
                 f"invalid configuration ({count} problem{'s' if count > 1 else ''} on the "
                 "sources):\n  " + "\n  ".join(problems)
             )
+    from src.pipeline.config_view import unverified_connections
+
+    for warning in unverified_connections(app):
+        info(f"Warning: {warning}")
     tables = sum(len(app.pipelines[n].tables) for n in names)
     info(f"Configuration is valid: {len(names)} pipeline(s), {tables} table(s).")

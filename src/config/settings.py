@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from src.config.transport import MySQLTls, SSHTunnelConfig, TargetTls
 from src.errors import ConfigError
 
 # Keys the old tool carried but never used: accepted silently (SPEC §3.1 item 6).
@@ -45,31 +46,6 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class SSHTunnelConfig(_Frozen):
-    """An SSH bastion that a MySQL source or a target is reached through."""
-
-    enabled: bool = False
-    host: str | None = None
-    port: int = 22
-    username: str | None = None
-    private_key_path: str | None = None
-    private_key_passphrase: SecretStr | None = None
-    local_port: int = Field(0, ge=0, le=65535)
-    known_hosts: str | None = None  # default ~/.ssh/known_hosts
-    # false: accept any host key (warned on every run); see src/core/ssh_host_keys.py
-    strict_host_key_checking: bool = True
-    # SSH keep-alive interval of the session, so NAT and firewalls keep a long read's tunnel.
-    keepalive_seconds: float = Field(30.0, gt=0)
-
-    @model_validator(mode="after")
-    def _complete_when_enabled(self) -> SSHTunnelConfig:
-        if self.enabled:
-            missing = [k for k in ("host", "username", "private_key_path") if not getattr(self, k)]
-            if missing:
-                raise ValueError(f"ssh_tunnel is enabled but {', '.join(missing)} not set")
-        return self
-
-
 class SourceConnection(_Frozen):
     """A MySQL/MariaDB server; its key in ``connections.sources`` is the scope."""
 
@@ -81,6 +57,7 @@ class SourceConnection(_Frozen):
     charset: str = "utf8mb4"
     connect_timeout: int = Field(10, gt=0)
     ssh_tunnel: SSHTunnelConfig = SSHTunnelConfig()
+    tls: MySQLTls = MySQLTls()
 
     @field_validator("charset")
     @classmethod
@@ -107,6 +84,7 @@ class TargetConnection(_Frozen):
     iam_role: str | None = None
     connect_timeout: int = Field(10, gt=0)
     ssh_tunnel: SSHTunnelConfig = SSHTunnelConfig()
+    tls: TargetTls = TargetTls()
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

@@ -8,6 +8,7 @@ code 2) with the server named and no secret in the text.
 from __future__ import annotations
 
 import functools
+import re
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
@@ -17,12 +18,16 @@ from typing import Any
 from urllib.parse import quote
 
 from src.config.settings import AppConfig, SourceConnection, StageConfig, TargetConnection
+from src.config.transport import MySQLTls
 from src.core.s3_stage import S3Stage
 from src.core.ssh_tunnel import SSHTunnel
 from src.core.stage import LocalStage, Stage
+from src.core.tls import connectorx_cannot, connectorx_tls, libpq_tls, pymysql_tls
 from src.errors import ConfigError, SourceConnectionError, first_line
 
 SESSION_TIME_ZONE_SQL = "SET time_zone = '+00:00'"  # TIMESTAMP values read in UTC
+# How drivers word a TLS failure: the error then points at the tls settings.
+_TLS_WORDS = re.compile(r"SSL|TLS|certificate|does not support|secure connection", re.I)
 
 
 @functools.cache
@@ -85,6 +90,13 @@ class MySQLEndpoint:
     database: str | None = None
     connect_timeout: int = 30
     label: str = ""  # how messages name the server, e.g. "MySQL source SRC (db:3306)"
+    tls: MySQLTls = field(default_factory=MySQLTls)
+    server_name: str = ""  # the configured host: what a certificate is verified against
+
+    @property
+    def connectorx_blocker(self) -> str | None:
+        """Why connectorx cannot read with this TLS setting (PyMySQL reads); None: it can."""
+        return connectorx_cannot(self.tls, self.host, self.server_name or self.host)
 
     def connect(self, **kwargs: Any) -> Any:
         """A PyMySQL connection with the backup session settings (UTC, utf8mb4, autocommit)."""
@@ -104,6 +116,7 @@ class MySQLEndpoint:
                 autocommit=True,
                 connect_timeout=self.connect_timeout,
                 init_command=SESSION_TIME_ZONE_SQL,
+                **pymysql_tls(self.tls, self.server_name or self.host),
                 **kwargs,
             )
         except pymysql.err.MySQLError as exc:
@@ -122,7 +135,8 @@ class MySQLEndpoint:
         auth = f"{quote(self.user, safe='')}:{quote(self.password, safe='')}"
         host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6 literal
         database = quote(self.database or "", safe="")
-        return f"mysql://{auth}@{host}:{self.port}/{database}?prefer_socket=false"
+        tls = connectorx_tls(self.tls)
+        return f"mysql://{auth}@{host}:{self.port}/{database}?prefer_socket=false{tls}"
 
     def scrub(self, text: str) -> str:
         """``text`` with the password (plain or percent-encoded) masked."""
@@ -135,9 +149,11 @@ class MySQLEndpoint:
         where = self.label or f"MySQL at {self.host}:{self.port}"
         args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
         reason = f"({args[0]}) {args[1]}" if len(args) >= 2 else (str(exc) or type(exc).__name__)
+        check = "the host, credentials and tunnel"
+        if _TLS_WORDS.search(reason):
+            check = f"its tls settings (tls.mode {self.tls.mode}, tls.ca {self.tls.ca})"
         return SourceConnectionError(
-            f"{where}, user {self.user!r}: {self.scrub(reason)}; "
-            "check the host, credentials and tunnel"
+            f"{where}, user {self.user!r}: {self.scrub(reason)}; check {check}"
         )
 
 
@@ -198,6 +214,8 @@ class ConnectionManager:
             database=cfg.database,
             connect_timeout=cfg.connect_timeout,
             label=f"MySQL source {name} ({cfg.host}:{cfg.port}{tunnel})",
+            tls=cfg.tls,
+            server_name=cfg.host,
         )
 
     @contextmanager
@@ -218,21 +236,28 @@ class ConnectionManager:
         cfg = self.target_config(name)
         port = cfg.effective_port
         with _endpoint(cfg.ssh_tunnel, cfg.host, port, f"target {name}") as endpoint:
+            # Through a tunnel libpq dials hostaddr and verifies the certificate as host.
+            params: dict[str, Any] = {"host": endpoint.host}
+            if endpoint.via_tunnel:
+                params = {"host": cfg.host, "hostaddr": endpoint.host}
+            params |= libpq_tls(cfg.tls)
             try:
                 conn = psycopg2.connect(
-                    host=endpoint.host,
                     port=endpoint.port,
                     user=cfg.username,
                     password=cfg.password.get_secret_value(),
                     dbname=cfg.database,
                     connect_timeout=cfg.connect_timeout,
                     application_name="s3-redshift-backup",
+                    **params,
                 )
             except psycopg2.OperationalError as exc:
                 reason = first_line(exc)
+                check = "that the server is up and reachable from this host"
+                if _TLS_WORDS.search(str(exc)):
+                    check = f"its tls settings (tls.mode {cfg.tls.mode}, tls.ca {cfg.tls.ca})"
                 raise SourceConnectionError(
-                    f"{cfg.type} target {name} ({cfg.host}:{port}): {reason}; check that the "
-                    "server is up and reachable from this host"
+                    f"{cfg.type} target {name} ({cfg.host}:{port}): {reason}; check {check}"
                 ) from None
             try:
                 with conn.cursor() as cur:

@@ -14,7 +14,7 @@ import os
 import socket
 from typing import Any
 
-from src.config.settings import SSHTunnelConfig
+from src.config.transport import SSHTunnelConfig
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 # Modern key types first; the server is asked for exactly the type known_hosts holds.

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from src.config.settings import SSHTunnelConfig
+from src.config.transport import SSHTunnelConfig
 from src.core.ssh_host_keys import HostKeyProblem, known_hosts_file, verified_host_key
 from src.errors import ConfigError, SourceConnectionError
 from src.utils.logging_setup import get_logger

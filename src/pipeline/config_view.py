@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from src.config.settings import AppConfig, PipelineConfig
@@ -40,3 +41,33 @@ def check_source_tables(app: AppConfig, pipeline: PipelineConfig) -> list[str]:
             except (ConfigError, DataError) as exc:
                 problems.append(f"pipelines/{pipeline.name}.yml: tables.{name}: {exc}")
     return problems
+
+
+def unverified_connections(app: AppConfig) -> list[str]:
+    """Connections to a host beyond this machine whose server certificate is not verified.
+
+    The data and the password cross a network: without verification anyone in the
+    path can present a certificate (``config validate`` warns; docs/configuration.md).
+    """
+    found = []
+    named: list[tuple[str, str, str, bool, str]] = [
+        ("sources", n, c.host, c.tls.verifies, c.tls.mode) for n, c in app.sources.items()
+    ]
+    named += [("targets", n, c.host, c.tls.verifies, c.tls.mode) for n, c in app.targets.items()]
+    for kind, name, host, verifies, mode in named:
+        if not verifies and not _loopback(host):
+            want = "verify_identity" if kind == "sources" else "verify-full"
+            found.append(
+                f"connections.yml: {kind}.{name}.tls: {host} is reached without verifying its "
+                f"certificate (tls.mode {mode}); set tls.mode: {want} and tls.ca"
+            )
+    return found
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -8,10 +8,12 @@ never stops the others.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from functools import partial
+from typing import Any
 
 from src.config.settings import AppConfig
 from src.core.connection_registry import connection_names_in_use
@@ -81,7 +83,17 @@ def _mysql_probe(manager: ConnectionManager, name: str, endpoint: Endpoint | Non
         one, version = cur.fetchone()
         if one != 1:
             raise SourceConnectionError("SELECT 1 did not return 1")
-        return f"SELECT 1 ok, version {version}"
+        tls = manager.source_config(name).tls
+        sock: Any = getattr(conn, "_sock", None)  # PyMySQL's socket: an SSLSocket once encrypted
+        protocol = sock.version() if isinstance(sock, ssl.SSLSocket) else None
+        return f"SELECT 1 ok, version {version}, {_tls_state(protocol, tls.verifies, tls.mode)}"
+
+
+def _tls_state(protocol: str | None, verified: bool, mode: str) -> str:
+    """``TLSv1.3, server verified`` / ``TLSv1.3, server not verified`` / ``no TLS``."""
+    if protocol is None:
+        return f"no TLS (tls.mode {mode})"
+    return f"{protocol}, server {'verified' if verified else 'not verified'} (tls.mode {mode})"
 
 
 def _stage_probe(manager: ConnectionManager, name: str) -> str:
@@ -101,6 +113,9 @@ def _check_target(manager: ConnectionManager, name: str) -> list[CheckResult]:
             (count,) = cur.fetchone()
             if not count:
                 raise SourceConnectionError(f"schema {cfg.schema_} does not exist")
-            return f"SELECT 1 ok, schema {cfg.schema_} exists"
+            info = conn.info
+            protocol = info.ssl_attribute("protocol") if info.ssl_in_use else None
+            tls = _tls_state(protocol, cfg.tls.verifies, cfg.tls.mode)
+            return f"SELECT 1 ok, schema {cfg.schema_} exists, {tls}"
 
     return [_run("target", name, probe)]

@@ -134,6 +134,7 @@ def make_project(
     pg: PgSchema | None = None,
     bucket: S3Bucket | None = None,
     source_extra: dict[str, Any] | None = None,
+    target_extra: dict[str, Any] | None = None,
     pipeline_extra: dict[str, Any] | None = None,
     backup_batch_size: int | None = None,
 ) -> Project:
@@ -167,6 +168,7 @@ def make_project(
         "username": pg.user if pg else "postgres",
         "schema": pg.name if pg else "public",
     }
+    target.update(target_extra or {})
     connections: dict[str, Any] = {
         "connections": {"sources": {SCOPE: source}, "targets": {"pg": target}},
         "s3_configs": stages,
