@@ -23,7 +23,8 @@ from pathlib import Path
 import psycopg2
 import pymysql
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# The newest server Debian's packages installed (scripts/services.sh installs "postgresql").
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
 
 
 def free_port() -> int:
