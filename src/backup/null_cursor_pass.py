@@ -21,7 +21,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from src.backup.keyset import ChunkQuery, Position, Window, decode_key_value, encode_key_value
+from src.backup.keyset import ChunkQuery, Position, Window
+from src.backup.primary_key_pass import (
+    decode_key_value,
+    encode_key_value,
+    key_order_query,
+    last_key,
+)
 from src.backup.row_based import RowBasedBackupStrategy
 from src.core.table_schema import TableSchema
 from src.errors import ConfigError
@@ -55,25 +61,12 @@ class NullCursorPass:
 
     def chunk_query(self, pos: Position, window: Window, limit: int) -> ChunkQuery:
         """``WHERE cursor IS NULL AND pk > last ORDER BY pk LIMIT n`` (no window applies)."""
-        base = self.base
-        conds, params = [f"{base._col(self.column)} IS NULL"], []
-        if pos.key:
-            cond, values = base.after_key(self.key_cols, pos.key)
-            conds.append(cond)
-            params.extend(values)
-        order = ", ".join(base._col(c) for c in self.key_cols)
-        sql = (
-            f"SELECT {self.schema.select_list()} FROM {self.schema.sql_table()} "
-            f"WHERE {' AND '.join(conds)}{base._where_template()} ORDER BY {order} LIMIT %s"
-        )
-        return ChunkQuery(sql, (*params, limit))
+        null = f"{self.base._col(self.column)} IS NULL"
+        return key_order_query(self.base, null, [], pos, limit)
 
     def position_after(self, batch: pa.RecordBatch, pos: Position) -> Position:
         """The primary key of the batch's last row."""
-        if batch.num_rows == 0:
-            return pos
-        last = batch.num_rows - 1
-        return NullPassPosition(None, tuple(self.base.value(batch, c, last) for c in self.key_cols))
+        return NullPassPosition(None, last_key(self.base, batch)) if batch.num_rows else pos
 
     def stored(self, pos: Position) -> dict[str, Any]:
         """The pass's place for ``metadata.null_pass``."""

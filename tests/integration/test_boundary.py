@@ -9,29 +9,12 @@ MariaDB and PostgreSQL.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from tests.support.databases import MySQLDatabase, PgSchema
-from tests.support.pipelines import Project, make_project
+from tests.support.pipelines import make_project
 
 HYBRID = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_id_column": "id"}
-
-
-def sync(project: Project, table: str, *extra: str) -> dict[str, Any]:
-    """Run a sync that must succeed; its table result from the JSON report."""
-    report = project.root / "report.json"
-    project.cli(
-        "sync", "pipeline", "-p", "p", "-t", table, "--json-output", str(report), *extra,
-        check=True,
-    )  # fmt: skip
-    return dict(json.loads(report.read_text())["table_results"][table])
-
-
-def verify(project: Project, table: str, *extra: str) -> tuple[int, dict[str, Any]]:
-    result = project.cli("verify", "-p", "p", "-t", table, "--json", *extra)
-    return result.returncode, json.loads(result.stdout)["tables"][table]
 
 
 def create(db: MySQLDatabase, when: str, rows: int = 20) -> str:
@@ -59,17 +42,17 @@ def test_a_same_second_update_below_the_last_key_is_read_by_the_next_run(
     """
     table = create(mysql_db, "NOW() + INTERVAL 30 SECOND")
     project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
-    sync(project, table)
+    project.sync(table)
     state = project.watermark(table)["mysql_state"]
     assert (state["last_id"], state["group_open"]) == (20, True)
-    assert verify(project, table)[0] == 0
+    assert project.verify(table)[0] == 0
     mysql_db.execute("UPDATE b SET v = 99 WHERE id = 3")  # updated_at stays in that second
-    code, result = verify(project, table)
+    code, result = project.verify(table)
     assert (code, result["different"]["keys"]) == (4, [{"id": 3}])  # the boundary is compared
-    again = sync(project, table)
+    again = project.sync(table)
     assert again["rows_extracted"] == 20  # the open group, read again
     assert target_v(pg)[3] == 99
-    assert verify(project, table)[0] == 0
+    assert project.verify(table)[0] == 0
 
 
 def test_a_closed_group_is_not_read_again(
@@ -78,9 +61,9 @@ def test_a_closed_group_is_not_read_again(
     """Rows whose second the source's clock has long passed: the next run reads nothing."""
     table = create(mysql_db, "'2025-01-01 00:00:00'")
     project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
-    sync(project, table)
+    project.sync(table)
     assert project.watermark(table)["mysql_state"]["group_open"] is False
-    assert sync(project, table)["rows_extracted"] == 0
+    assert project.sync(table)["rows_extracted"] == 0
     assert not project.watermark(table)["backup_s3_files"]
 
 
@@ -92,15 +75,15 @@ def test_capped_runs_inside_an_open_group_move_on_then_read_it_whole(
     table = create(mysql_db, "'2025-01-01 00:00:00'", rows=30)
     cfg = {**HYBRID, "processing": {"batch_size": 4}}
     project = make_project(tmp_path, mysql_db, {table: cfg}, pg=pg)
-    sync(project, table)  # the first run (in primary-key order)
+    project.sync(table)  # the first run (in primary-key order)
     mysql_db.execute("UPDATE b SET updated_at = NOW() + INTERVAL 30 SECOND")
     ids = []
     for _ in range(5):
-        sync(project, table, "--limit", "7")
+        project.sync(table, "--limit", "7")
         ids.append(project.watermark(table)["mysql_state"]["last_id"])
     assert ids == [7, 14, 21, 28, 30]
     mysql_db.execute("UPDATE b SET v = 5 WHERE id = 2")
-    assert sync(project, table)["rows_extracted"] == 30
+    assert project.sync(table)["rows_extracted"] == 30
     assert target_v(pg) == {i: 5 if i == 2 else 0 for i in range(1, 31)}
 
 
@@ -114,17 +97,17 @@ def test_a_table_whose_rows_share_one_timestamp_is_compared_and_repaired(
     """
     table = create(mysql_db, "'2024-05-01 08:00:00'", rows=500)
     project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
-    sync(project, table)
+    project.sync(table)
     mysql_db.execute("INSERT INTO b VALUES (501, 0, NOW() + INTERVAL 1 HOUR)")
     text = project.cli("verify", "-p", "p", "-t", table)
     assert text.returncode == 0, text.stdout + text.stderr
     assert "compared 500 rows up to 2024-05-01 08:00:00 / id 500; 1 newer rows" in text.stdout
     mysql_db.execute("UPDATE b SET v = 7 WHERE id = 250")
-    assert sync(project, table)["rows_extracted"] == 1  # the new row only: 250 is not seen
-    code, result = verify(project, table)
+    assert project.sync(table)["rows_extracted"] == 1  # the new row only: 250 is not seen
+    code, result = project.verify(table)
     assert (code, result["different"]["keys"]) == (4, [{"id": 250}])
     assert result["source_rows"] == 501
-    code, result = verify(project, table, "--repair")
+    code, result = project.verify(table, "--repair")
     assert (code, result["status"]) == (0, "repaired")
     assert target_v(pg)[250] == 7
-    assert verify(project, table)[0] == 0
+    assert project.verify(table)[0] == 0

@@ -8,14 +8,12 @@ leaves them out and ``verify`` says how many. Real CLI, MariaDB, PostgreSQL.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.support.databases import MySQLDatabase, PgSchema
-from tests.support.pipelines import Project, make_project
+from tests.support.pipelines import make_project
 
 STRATEGIES = {
     "hybrid": {
@@ -41,20 +39,6 @@ def create(db: MySQLDatabase) -> str:
     return f"{db.name}.n"
 
 
-def sync(project: Project, table: str, *extra: str) -> dict[str, Any]:
-    report = project.root / "report.json"
-    project.cli(
-        "sync", "pipeline", "-p", "p", "-t", table, "--json-output", str(report), *extra,
-        check=True,
-    )  # fmt: skip
-    return dict(json.loads(report.read_text())["table_results"][table])
-
-
-def verify(project: Project, table: str) -> tuple[int, dict[str, Any]]:
-    result = project.cli("verify", "-p", "p", "-t", table, "--json")
-    return result.returncode, json.loads(result.stdout)["tables"][table]
-
-
 def same(db: MySQLDatabase, pg: PgSchema) -> bool:
     source = sorted(db.execute("SELECT id, v FROM n"))
     return sorted(pg.execute("SELECT id, v FROM n")) == source and len(source) == 300
@@ -68,15 +52,15 @@ def test_include_reads_null_cursor_rows_every_run(
     table = create(mysql_db)
     cfg = {**STRATEGIES[strategy], "processing": {"batch_size": 50}}
     project = make_project(tmp_path, mysql_db, {table: cfg}, pg=pg)
-    first = sync(project, table)
+    first = project.sync(table)
     assert same(mysql_db, pg), first
-    code, result = verify(project, table)
+    code, result = project.verify(table)
     assert (code, result["source_rows"], result["null_cursor_rows"]) == (0, 300, 0)
     mysql_db.execute("UPDATE n SET v = 1 WHERE id IN (5, 10)")  # changed, still NULL
-    again = sync(project, table)
+    again = project.sync(table)
     assert again["rows_extracted"] == 60  # the NULL pass, read again
     assert same(mysql_db, pg)
-    assert verify(project, table)[0] == 0
+    assert project.verify(table)[0] == 0
 
 
 def test_a_null_pass_cut_by_a_cap_resumes(
@@ -86,9 +70,9 @@ def test_a_null_pass_cut_by_a_cap_resumes(
     table = create(mysql_db)
     cfg = {**STRATEGIES["hybrid"], "processing": {"batch_size": 40}}
     project = make_project(tmp_path, mysql_db, {table: cfg}, pg=pg)
-    sync(project, table, "--max-chunks", "7")  # the first pass (6 chunks), 1 NULL chunk
+    project.sync(table, "--max-chunks", "7")  # the first pass (6 chunks), 1 NULL chunk
     assert project.watermark(table)["metadata"]["null_pass"] == {"last_pk": [200]}
-    assert sync(project, table)["rows_extracted"] == 20  # the rest of the pass
+    assert project.sync(table)["rows_extracted"] == 20  # the rest of the pass
     assert project.watermark(table)["metadata"]["null_pass"] is None
     assert same(mysql_db, pg)
 
@@ -114,8 +98,8 @@ def test_exclude_leaves_them_out_and_verify_says_how_many(
     table = create(mysql_db)
     cfg = {**STRATEGIES["hybrid"], "null_cursor": "exclude"}
     project = make_project(tmp_path, mysql_db, {table: cfg}, pg=pg)
-    assert sync(project, table)["rows_extracted"] == 240
-    code, result = verify(project, table)
+    assert project.sync(table)["rows_extracted"] == 240
+    code, result = project.verify(table)
     assert (code, result["source_rows"], result["null_cursor_rows"]) == (0, 240, 60)
     assert any("60 rows whose updated_at is NULL are not compared" in n for n in result["notes"])
 

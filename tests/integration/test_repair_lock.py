@@ -27,18 +27,13 @@ def synced(tmp_path: Path, db: MySQLDatabase, pg: PgSchema) -> tuple[Project, st
     return project, table
 
 
-def verify_json(project: Project, table: str, *extra: str) -> tuple[int, dict]:
-    result = project.cli("verify", "-p", "p", "-t", table, "--json", *extra)
-    return result.returncode, json.loads(result.stdout)["tables"][table]
-
-
 def test_a_repair_that_meets_a_running_sync_exits_7(
     tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
 ) -> None:
     project, table = synced(tmp_path, mysql_db, pg)
     mysql_db.execute("UPDATE r SET v = 1, updated_at = '2025-02-01' WHERE id <= 10")
     sync = project.paused("before_load_commit", "sync", "pipeline", "-p", "p", "-t", table)
-    code, result = verify_json(project, table, "--repair")
+    code, result = project.verify(table, "--repair")
     assert (code, result["exit_code"]) == (7, 7), result
     assert "locked by another run" in result["error"]
     assert project.resume(sync, "before_load_commit")[0] == 0
@@ -59,4 +54,4 @@ def test_a_sync_that_meets_a_running_repair_exits_7_and_a_regained_key_is_kept(
     assert code == 0, err
     assert json.loads(out)["tables"][table]["repair"]["rows_deleted"] == 1
     assert sorted(k for (k,) in pg.execute("SELECT id FROM r WHERE id IN (5, 6)")) == [5]
-    assert verify_json(project, table)[0] == 0
+    assert project.verify(table)[0] == 0

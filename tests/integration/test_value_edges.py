@@ -8,7 +8,6 @@ the source. Real CLI, MariaDB and PostgreSQL.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,6 @@ HYBRID = {"cdc_strategy": "hybrid", "cdc_timestamp_column": "updated_at", "cdc_i
 
 def sync(project: Project, table: str, *extra: str) -> Any:
     return project.cli("sync", "pipeline", "-p", "p", "-t", table, *extra)
-
-
-def verify(project: Project, table: str, *extra: str) -> tuple[int, dict[str, Any]]:
-    result = project.cli("verify", "-p", "p", "-t", table, "--json", *extra)
-    assert result.stdout, result.stderr
-    return result.returncode, json.loads(result.stdout)["tables"][table]
 
 
 def errors(stderr: str) -> list[str]:
@@ -53,10 +46,10 @@ def test_tiny_and_huge_doubles_verify(
     )
     project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
     assert sync(project, table).returncode == 0
-    code, result = verify(project, table)
+    code, result = project.verify(table)
     assert (code, result["source_rows"]) == (0, 5), result
     mysql_db.execute("UPDATE e SET d = 9.9e-324 WHERE id = 1")
-    code, result = verify(project, table)
+    code, result = project.verify(table)
     assert (code, result["different"]["keys"]) == (4, [{"id": 1}])
 
 
@@ -68,12 +61,12 @@ def test_a_decimal_whose_scale_shrank_is_reported_and_repaired(
     project = make_project(tmp_path, mysql_db, {table: HYBRID}, pg=pg)
     assert sync(project, table).returncode == 0
     mysql_db.execute("ALTER TABLE e MODIFY amount DECIMAL(10,1)")
-    code, result = verify(project, table)
+    code, result = project.verify(table)
     assert (code, result["different"]["keys"]) == (4, [{"id": 1}]), result  # 2.50 = 2.5
-    code, result = verify(project, table, "--repair")
+    code, result = project.verify(table, "--repair")
     assert code == 0, result
     assert sorted(pg.execute("SELECT id, amount::text FROM e")) == [(1, "1.30"), (2, "2.50")]
-    assert verify(project, table)[0] == 0
+    assert project.verify(table)[0] == 0
 
 
 def test_json_with_a_nul_escape_loads_and_a_fixed_source_is_never_stuck(
@@ -91,7 +84,7 @@ def test_json_with_a_nul_escape_loads_and_a_fixed_source_is_never_stuck(
     assert result.returncode == 0, result.stderr
     docs = dict(pg.execute("SELECT id, doc::text FROM e"))
     assert docs[1] == '{"a": "xy", "b": "\\\\u0000"}'  # an escaped backslash is kept
-    code, verified = verify(project, table)
+    code, verified = project.verify(table)
     assert code == 0, verified  # 1e308 and 1.50 compare as the numbers they are
     pg.execute("DELETE FROM s3_backup_load_ledger")  # a second stage onto this target
     strict = make_project(
@@ -126,7 +119,7 @@ def test_not_null_zero_date_columns_sync(
         result = sync(project, table, "--reader", reader)
         assert result.returncode == 0, result.stderr
         assert sorted(pg.execute("SELECT id, d FROM e"))[0] == (1, None)
-        assert verify(project, table)[0] == 0
+        assert project.verify(table)[0] == 0
 
 
 def test_a_3_mb_blob_loads_into_postgresql(

@@ -91,6 +91,21 @@ class Project:
                 run.kill()
         return run.returncode, out, err
 
+    def sync(self, table: str, *extra: str) -> dict[str, Any]:
+        """``sync pipeline -p p -t TABLE …``, which must succeed: the table's JSON report."""
+        report = self.root / "report.json"
+        self.cli(
+            "sync", "pipeline", "-p", "p", "-t", table, "--json-output", str(report), *extra,
+            check=True,
+        )  # fmt: skip
+        return dict(json.loads(report.read_text())["table_results"][table])
+
+    def verify(self, table: str, *extra: str) -> tuple[int, dict[str, Any]]:
+        """``verify -p p -t TABLE --json …``: its exit code and the table's result."""
+        result = self.cli("verify", "-p", "p", "-t", table, "--json", *extra)
+        assert result.stdout, result.stderr
+        return result.returncode, dict(json.loads(result.stdout)["tables"][table])
+
     def backup(self, table: str, *extra: str) -> subprocess.CompletedProcess[str]:
         """``sync pipeline -p p -t TABLE --backup-only``, which must succeed."""
         return self.cli(
