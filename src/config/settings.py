@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from src.config.credentials import RedshiftIam, SecretRef
 from src.config.transport import MySQLTls, SSHTunnelConfig, TargetTls
 from src.errors import ConfigError
 
@@ -53,7 +54,7 @@ class SourceConnection(_Frozen):
     port: int = 3306
     database: str | None = None
     username: str
-    password: SecretStr = SecretStr("")
+    password: SecretStr | SecretRef = SecretStr("")  # or {secret: ARN, key: …}
     charset: str = "utf8mb4"
     connect_timeout: int = Field(10, gt=0)
     ssh_tunnel: SSHTunnelConfig = SSHTunnelConfig()
@@ -79,14 +80,21 @@ class TargetConnection(_Frozen):
     port: int | None = None
     database: str
     username: str
-    password: SecretStr = SecretStr("")
+    password: SecretStr | SecretRef = SecretStr("")  # or {secret: ARN, key: …}
     schema_: str = Field("public", alias="schema")
     iam_role: str | None = None
+    iam_auth: RedshiftIam | None = None  # temporary credentials instead of the password
     connect_timeout: int = Field(10, gt=0)
     ssh_tunnel: SSHTunnelConfig = SSHTunnelConfig()
     tls: TargetTls = TargetTls()
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _iam_auth_on_redshift(self) -> TargetConnection:
+        if self.iam_auth is not None and self.type != "redshift":
+            raise ValueError("iam_auth asks Redshift for temporary credentials: type redshift only")
+        return self
 
     @property
     def effective_port(self) -> int:

@@ -20,6 +20,7 @@ from urllib.parse import quote
 from src.config.settings import AppConfig, SourceConnection, StageConfig, TargetConnection
 from src.config.transport import MySQLTls
 from src.core.s3_stage import S3Stage
+from src.core.secrets import password_of, target_login
 from src.core.ssh_tunnel import SSHTunnel
 from src.core.stage import LocalStage, Stage
 from src.core.tls import connectorx_cannot, connectorx_tls, libpq_tls, pymysql_tls
@@ -210,7 +211,7 @@ class ConnectionManager:
             host=endpoint.host,
             port=endpoint.port,
             user=cfg.username,
-            password=cfg.password.get_secret_value(),
+            password=password_of(cfg.password),
             database=cfg.database,
             connect_timeout=cfg.connect_timeout,
             label=f"MySQL source {name} ({cfg.host}:{cfg.port}{tunnel})",
@@ -241,11 +242,12 @@ class ConnectionManager:
             if endpoint.via_tunnel:
                 params = {"host": cfg.host, "hostaddr": endpoint.host}
             params |= libpq_tls(cfg.tls)
+            user, password = target_login(cfg)
             try:
                 conn = psycopg2.connect(
                     port=endpoint.port,
-                    user=cfg.username,
-                    password=cfg.password.get_secret_value(),
+                    user=user,
+                    password=password,
                     dbname=cfg.database,
                     connect_timeout=cfg.connect_timeout,
                     application_name="s3-redshift-backup",
