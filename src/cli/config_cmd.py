@@ -16,7 +16,7 @@ def config_group() -> None:
 @pass_app
 def list_pipelines(ctx: AppContext) -> None:
     """List the pipelines with their source, target, stage and table count."""
-    from src.core.connection_registry import pipeline_connections
+    from src.config.connection_registry import pipeline_connections
 
     app = ctx.config()
     for name, pipeline in sorted(app.pipelines.items()):
@@ -53,7 +53,7 @@ def validate(ctx: AppContext, pipeline: str | None, check_sources: bool) -> None
     named in the target, hybrid/id_only have a unique key to order by, and a
     table without a primary key says write_mode: append.
     """
-    from src.core.connection_registry import get_pipeline
+    from src.config.connection_registry import get_pipeline
 
     app = ctx.config()
     names = [get_pipeline(app, pipeline).name] if pipeline else sorted(app.pipelines)

@@ -33,7 +33,7 @@ class AppContext:
     def config(self) -> AppConfig:
         """Load (once) and return the validated configuration; warnings go to the log."""
         if self._app is None:
-            from src.core.configuration_manager import ConfigurationManager
+            from src.config.configuration_manager import ConfigurationManager
             from src.utils.logging_setup import get_logger, register_secrets
 
             loaded = ConfigurationManager(self.config_dir, self.env_file).load()

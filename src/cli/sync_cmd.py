@@ -105,7 +105,7 @@ def _run(
     completion_bucket: str | None,
 ) -> int:
     from src.cli.progress import LiveProgress
-    from src.core.connection_registry import get_pipeline
+    from src.config.connection_registry import get_pipeline
     from src.pipeline.sync_runner import TableOutcome, run_sync
 
     progress = LiveProgress()

@@ -1,6 +1,6 @@
 """Typed, frozen settings models: the validated shape of the YAML configuration.
 
-The :class:`~src.core.configuration_manager.ConfigurationManager` reads the YAML
+The :class:`~src.config.configuration_manager.ConfigurationManager` reads the YAML
 files, substitutes variables and hands the plain data to these models once; from
 then on the rest of the code only sees an immutable :class:`AppConfig`.
 Every password and key is a :class:`pydantic.SecretStr` (SPEC §3.1).

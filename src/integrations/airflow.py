@@ -25,7 +25,7 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from src.core.configuration_manager import ConfigurationManager
+from src.config.configuration_manager import ConfigurationManager
 from src.errors import ConfigError
 from src.integrations.outcomes import task_outcome
 from src.utils.naming import task_id

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from src.config.connection_registry import get_pipeline, pipeline_connections
 from src.config.settings import AppConfig, PipelineConfig
-from src.core.connection_registry import get_pipeline, pipeline_connections
 from src.core.connections import ConnectionManager
 from src.errors import ConfigError, DataError
 

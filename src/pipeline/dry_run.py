@@ -10,8 +10,8 @@ from typing import Any
 
 from src.backup.backup_stage import TableBackup
 from src.backup.mysql_reader import make_reader
+from src.config.connection_registry import get_pipeline, get_table
 from src.config.settings import AppConfig, resolve_null_cursor
-from src.core.connection_registry import get_pipeline, get_table
 from src.core.table_run import open_table_run
 from src.load.load_stage import TableLoad
 from src.load.targets import make_dialect

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
+from src.config.connection_registry import connection_names_in_use
 from src.config.settings import AppConfig
-from src.core.connection_registry import connection_names_in_use
 from src.core.connections import ConnectionManager, Endpoint
 from src.errors import BackupError, SourceConnectionError
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from src.backup.backup_stage import TableBackup
 from src.backup.plan import BackupOptions, BackupResult
+from src.config.connection_registry import get_pipeline, get_table
 from src.config.settings import AppConfig, PipelineConfig, TableConfig
-from src.core.connection_registry import get_pipeline, get_table
 from src.core.connections import ConnectionManager, ReusedConnection
 from src.core.simple_watermark_manager import MySQLState
 from src.core.table_run import TableRun, open_table_run

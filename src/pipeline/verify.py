@@ -18,8 +18,8 @@ from typing import Any
 
 from src.backup.plan import table_strategy
 from src.backup.source_digest import MySQLDigest
+from src.config.connection_registry import get_pipeline, get_table
 from src.config.settings import AppConfig, PipelineConfig, resolve_null_cursor
-from src.core.connection_registry import get_pipeline, get_table
 from src.core.connections import ConnectionManager
 from src.core.driver_errors import connection_failed
 from src.core.row_compare import DigestPlan, Range, Scope

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from src.config.connection_registry import get_pipeline
 from src.config.settings import AppConfig
-from src.core.connection_registry import get_pipeline
 from src.core.table_run import TableRun
 from src.errors import DataError
 from src.pipeline.watermark_ops import open_table

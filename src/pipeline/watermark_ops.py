@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from src.config.connection_registry import find_pipeline_for_table
 from src.config.settings import AppConfig, TableConfig, appends_rows
-from src.core.connection_registry import find_pipeline_for_table
 from src.core.simple_watermark_manager import KeyValue, Watermark, utc_now_iso
 from src.core.table_run import TableRun, open_table_run
 from src.errors import ConfigError, DataError

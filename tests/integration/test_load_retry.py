@@ -14,7 +14,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from src.core.configuration_manager import ConfigurationManager
+from src.config.configuration_manager import ConfigurationManager
 from src.errors import LoadConflictError, LoadError, is_transient
 from src.load.targets.postgres import PostgresDialect
 from src.pipeline.sync_runner import SyncOptions, run_sync

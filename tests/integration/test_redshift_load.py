@@ -23,7 +23,7 @@ import sqlglot
 import structlog
 from sqlglot import exp
 
-from src.core.configuration_manager import ConfigurationManager
+from src.config.configuration_manager import ConfigurationManager
 from src.pipeline.sync_runner import SyncOptions, run_sync
 from tests.integration.test_mysql_types import create_every_type
 from tests.support.databases import MySQLDatabase, PgSchema

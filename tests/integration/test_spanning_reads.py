@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import src.backup.chunk_loop as chunk_loop
-from src.core.configuration_manager import ConfigurationManager
+from src.config.configuration_manager import ConfigurationManager
 from src.pipeline.sync_runner import SyncOptions, run_sync
 from tests.support.databases import MySQLDatabase
 from tests.support.pipelines import Project, make_project

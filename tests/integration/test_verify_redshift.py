@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from src.core.configuration_manager import ConfigurationManager
+from src.config.configuration_manager import ConfigurationManager
 from src.pipeline.verify import VerifyOptions, run_verify
 from src.pipeline.verify_repair import RepairRequest
 from tests.integration.test_mysql_types import create_every_type

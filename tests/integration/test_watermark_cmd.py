@@ -33,7 +33,7 @@ def cli_with_input(project: Project, stdin: str, *args: str) -> subprocess.Compl
 
 def hold_lock(project: Project, table: str, owner: str = "sync_test_holder") -> Any:
     """The table's TableLock, as a running sync would hold it (use as a context manager)."""
-    from src.core.configuration_manager import ConfigurationManager
+    from src.config.configuration_manager import ConfigurationManager
     from src.core.table_run import open_table_run
 
     app = ConfigurationManager(str(project.config_dir)).load().app

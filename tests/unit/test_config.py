@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from src.config.configuration_manager import ConfigurationManager, LoadedConfig
 from src.config.settings import resolve_chunk_size, resolve_rows_per_file
-from src.core.configuration_manager import ConfigurationManager, LoadedConfig
 from src.errors import ConfigError
 
 CONNECTIONS = """

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from src.core.redshift_keys import TableKeys, load_keys_file, table_keys
+from src.config.redshift_keys import TableKeys, load_keys_file, table_keys
 from src.errors import ConfigError
 
 COLUMNS = ["id", "billing_num", "create_at", "ant_parcel_no", "col_190_time", "sale_date"]

@@ -24,8 +24,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from src.config.redshift_keys import table_keys
 from src.config.settings import StageConfig, TargetConnection
-from src.core.redshift_keys import table_keys
 from src.core.row_compare import HASH_FROM
 from src.core.stage import Stage
 from src.core.table_schema import ColumnSpec, TableSchema

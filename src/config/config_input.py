@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from src.core.config_validation import Problems, join_path
+from src.config.config_validation import Problems, join_path
 from src.utils.naming import shown
 
 ALLOWED_PREFIXES = (

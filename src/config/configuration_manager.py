@@ -19,6 +19,16 @@ from typing import Any
 import yaml
 from dotenv import dotenv_values
 
+from src.config.config_checks import check_table_entries
+from src.config.config_input import MAX_FILE_BYTES, MAX_VALUES, expanded_size, substitute
+from src.config.config_validation import (
+    Problems,
+    deep_merge,
+    validate,
+    validate_each,
+    warn_unknown_keys,
+)
+from src.config.redshift_keys import KEYS_FILE, entry_problems, load_keys_file
 from src.config.settings import (
     AppConfig,
     BackupDefaults,
@@ -28,16 +38,6 @@ from src.config.settings import (
     TableConfig,
     TargetConnection,
 )
-from src.core.config_checks import check_table_entries
-from src.core.config_input import MAX_FILE_BYTES, MAX_VALUES, expanded_size, substitute
-from src.core.config_validation import (
-    Problems,
-    deep_merge,
-    validate,
-    validate_each,
-    warn_unknown_keys,
-)
-from src.core.redshift_keys import KEYS_FILE, entry_problems, load_keys_file
 from src.errors import ConfigError
 
 

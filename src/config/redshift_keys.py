@@ -1,6 +1,6 @@
 """``redshift_keys.json``: DISTKEY / DISTSTYLE / SORTKEY per source table.
 
-Read and checked with the configuration (:mod:`src.core.configuration_manager`).
+Read and checked with the configuration (:mod:`src.config.configuration_manager`).
 
 An entry that names an unknown column or is malformed falls back to
 ``DISTSTYLE AUTO SORTKEY AUTO`` with one warning naming the table and the
