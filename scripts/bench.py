@@ -37,7 +37,7 @@ appends it, dated, with the machine and the exact command, to
 timing is the median of N interleaved runs (single runs on a shared 2-core
 machine vary by 10-20%); ``--pairs M`` runs b and c M times a repetition, each
 after its own run of a, their ratios the median of all N × M pairs. Not a test;
-``tests/unit/test_bench_script.py`` only checks that it runs.
+``tests/integration/test_bench_script.py`` only checks that it runs.
 
 This file runs the measures; the pieces live beside it: ``scripts/bench_env.py``
 (the servers, a measured child process), ``scripts/bench_projects.py`` (the

@@ -15,7 +15,7 @@ source scripts/services.sh
 # Airflow's own virtualenv for tests/integration/test_airflow_dag.py, built while the
 # checks and the other tests run (the test waits for it; its log: .venv-airflow.log).
 bash scripts/airflow_env.sh >.venv-airflow.log 2>&1 &
-# The benchmark's peers (dlt, Sling) for tests/unit/test_bench_script.py, the same way.
+# The benchmark's peers (dlt, Sling) for tests/integration/test_bench_script.py, the same way.
 bash scripts/peers_env.sh >.venv-peers.log 2>&1 &
 
 # ---------------------------------------------------------------------------
