@@ -16,7 +16,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from src.backup.conversion_stats import ConversionStats
-from src.backup.mysql_schema import REDSHIFT_MAX_VARBYTE_BYTES, REDSHIFT_MAX_VARCHAR_BYTES
 from src.core.json_text import has_json_nul_escape
 from src.core.table_schema import TEMPORAL_KINDS, ColumnSpec, TableSchema
 from src.errors import DataError
@@ -191,8 +190,8 @@ def _string(col: _Column) -> pa.Array:
             hint = "fix the value in MySQL or set nul_chars: strip for this table"
             raise col.error(_first_true(escaped), problem, hint)
     col.stats.count("nul_chars", col.spec.target_name, nuls)
-    limit = REDSHIFT_MAX_VARCHAR_BYTES
-    if not col.schema.policy.redshift_limits:
+    limit = col.schema.policy.max_text_bytes
+    if limit is None:
         return arr
     if col.spec.max_value_bytes is not None and col.spec.max_value_bytes <= limit:
         return arr  # the column cannot hold a longer value: skip the scan
@@ -212,8 +211,8 @@ def _string(col: _Column) -> pa.Array:
 
 def _binary(col: _Column) -> pa.Array:
     arr = col.values.cast(pa.binary())
-    limit = REDSHIFT_MAX_VARBYTE_BYTES
-    if not col.schema.policy.redshift_limits:
+    limit = col.schema.policy.max_binary_bytes
+    if limit is None:
         return arr
     if col.spec.max_value_bytes is not None and col.spec.max_value_bytes <= limit:
         return arr

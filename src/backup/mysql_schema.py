@@ -39,6 +39,7 @@ from typing import Any
 import pyarrow as pa
 import pymysql
 
+from src.config.capabilities import REDSHIFT
 from src.core.table_schema import TEMPORAL_KINDS, ColumnSpec, TableSchema, TypePolicy
 from src.errors import ConfigError, DataError
 from src.utils.naming import (
@@ -47,10 +48,9 @@ from src.utils.naming import (
     quote_mysql,
 )
 
-# Redshift caps (https://docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html,
-# https://docs.aws.amazon.com/redshift/latest/dg/r_VARBYTE_type.html); lengths in bytes.
-REDSHIFT_MAX_VARCHAR_BYTES = 65535
-REDSHIFT_MAX_VARBYTE_BYTES = 1024000
+# Redshift's lengths in bytes (its capabilities): the schema records them for its DDL.
+REDSHIFT_MAX_VARCHAR_BYTES = REDSHIFT.max_text_bytes or 0
+REDSHIFT_MAX_VARBYTE_BYTES = REDSHIFT.max_binary_bytes or 0
 # "-838:59:59.999999": https://mariadb.com/kb/en/time/
 TIME_TEXT_BYTES = 17
 MAX_DECIMAL128_PRECISION = 38

@@ -14,9 +14,10 @@ from typing import Any
 from src.backup.keyset import Position, Window
 from src.backup.mysql_schema import load_table_schema
 from src.backup.row_based import RowBasedBackupStrategy
+from src.config.capabilities import TargetCapabilities
 from src.config.settings import AppConfig, PipelineConfig, TableConfig, resolve_write_mode
 from src.core.table_schema import TableSchema, TypePolicy
-from src.utils.naming import IDENTIFIER_LIMITS, split_table_name
+from src.utils.naming import split_table_name
 
 
 @dataclass
@@ -81,24 +82,26 @@ def table_strategy(
     """The table's schema and strategy from ``information_schema`` (checked, not run)."""
     table = pipeline.tables[table_name]
     schema_name, source_table = split_table_name(table_name)
+    caps = app.targets[pipeline.target].capabilities
     schema = load_table_schema(
         conn,
         schema_name,
         source_table,
-        type_policy(table, app.targets[pipeline.target].type),
-        IDENTIFIER_LIMITS[app.targets[pipeline.target].type],
+        type_policy(table, caps),
+        caps.max_identifier_bytes,
     )
     strategy = RowBasedBackupStrategy(table, schema)
     resolve_write_mode(table, strategy.primary_key, table_name)  # refuse before reading
     return strategy
 
 
-def type_policy(table: TableConfig, target_type: str) -> TypePolicy:
-    """The table's value policies (SPEC §7), and whether Redshift's limits hold."""
+def type_policy(table: TableConfig, caps: TargetCapabilities) -> TypePolicy:
+    """The table's value policies (SPEC §7), and the target's value limits."""
     return TypePolicy(
         decimal_overflow=table.decimal_overflow,
         oversize_text=table.oversize_text,
         zero_dates=table.zero_dates,
         nul_chars=table.nul_chars,
-        redshift_limits=target_type == "redshift",
+        max_text_bytes=caps.max_text_bytes,
+        max_binary_bytes=caps.max_binary_bytes,
     )

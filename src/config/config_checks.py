@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from src.config.settings import PipelineConfig, StageConfig, TargetConnection
 from src.errors import ConfigError
-from src.utils.naming import IDENTIFIER_LIMITS, split_table_name, target_table_name
+from src.utils.naming import split_table_name, target_table_name
 from src.utils.stage_keys import (
     MAX_KEY_BYTES,
     MAX_PATH_SEGMENT_BYTES,
@@ -64,7 +64,7 @@ def check_table_entries(
         except ConfigError as exc:
             problems.append(Problem(file, "pipeline.s3.isolation_prefix", str(exc)))
             continue
-        limit = IDENTIFIER_LIMITS[target.type]
+        limit = target.capabilities.max_identifier_bytes
         for table, cfg in pipeline.tables.items():
             where = f"tables.{table}"
             try:

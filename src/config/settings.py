@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from src.config.capabilities import TargetCapabilities, capabilities
 from src.config.credentials import RedshiftIam, SecretRef
 from src.config.transport import MySQLTls, SSHTunnelConfig, TargetTls
 from src.errors import ConfigError
@@ -95,6 +96,11 @@ class TargetConnection(_Frozen):
         if self.iam_auth is not None and self.type != "redshift":
             raise ValueError("iam_auth asks Redshift for temporary credentials: type redshift only")
         return self
+
+    @property
+    def capabilities(self) -> TargetCapabilities:
+        """What this kind of target can hold and do."""
+        return capabilities(self.type)
 
     @property
     def effective_port(self) -> int:

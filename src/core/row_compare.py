@@ -93,7 +93,7 @@ def _canonical(value: Any) -> str:
 
 def compared_prefix(col: ColumnSpec, policy: TypePolicy) -> int | None:
     """How many leading characters of a text column are compared; None: all of it."""
-    if col.kind != "string" or policy.oversize_text != "truncate" or not policy.redshift_limits:
+    if col.kind != "string" or policy.oversize_text != "truncate" or not policy.max_text_bytes:
         return None
     if col.max_value_bytes is not None and col.max_value_bytes <= _VARCHAR_LIMIT_BYTES:
         return None

@@ -52,9 +52,10 @@ class TypePolicy:
     oversize_text: Literal["error", "truncate"] = "error"
     zero_dates: Literal["null", "error"] = "null"
     nul_chars: Literal["strip", "error"] = "strip"
-    # Redshift's byte limits apply (VARCHAR 65535, VARBYTE 1,024,000): a Redshift target.
-    # PostgreSQL's TEXT and BYTEA take what MySQL holds.
-    redshift_limits: bool = True
+    # The target's most bytes in one text / binary value (its capabilities; None: no
+    # limit, PostgreSQL's TEXT and BYTEA). Redshift's by default, the strictest.
+    max_text_bytes: int | None = 65535
+    max_binary_bytes: int | None = 1_024_000
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from src.load.targets.base import (
 )
 from src.utils.faults import fault_point
 from src.utils.logging_setup import get_logger
-from src.utils.naming import IDENTIFIER_LIMITS, table_slug, target_table_name
+from src.utils.naming import table_slug, target_table_name
 from src.utils.stage_keys import execution_suffix
 
 log = get_logger("load")
@@ -101,7 +101,9 @@ class TableLoad:
         self.connect: Connect = connect or (lambda: manager.target(run.pipeline.target))
         self.schema_name, self.source_table = run.source_schema, run.source_table
         self.target_table = target_table_name(
-            self.source_table, self.table.target_name, IDENTIFIER_LIMITS[self.target_cfg.type]
+            self.source_table,
+            self.table.target_name,
+            self.target_cfg.capabilities.max_identifier_bytes,
         )
         self.target_schema = self.target_cfg.schema_
         where = f"{self.target_cfg.type} target {self.pipeline.target}"

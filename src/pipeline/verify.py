@@ -42,7 +42,7 @@ from src.pipeline.verify_plan import (
 from src.pipeline.verify_repair import KeySpool, RepairRequest, repair_table
 from src.pipeline.verify_report import TableVerification, VerifyReport
 from src.utils.logging_setup import get_logger
-from src.utils.naming import IDENTIFIER_LIMITS, target_table_name
+from src.utils.naming import target_table_name
 from src.utils.stage_keys import new_execution_id
 
 log = get_logger("verify")
@@ -178,7 +178,7 @@ def _verify_run(
         )
     target_cfg = app.targets[pipeline.target]
     target_table = target_table_name(
-        run.source_table, cfg.target_name, IDENTIFIER_LIMITS[target_cfg.type]
+        run.source_table, cfg.target_name, target_cfg.capabilities.max_identifier_bytes
     )
     manager = ConnectionManager(app)
     open_target: Connect = connect or (lambda: manager.target(pipeline.target))

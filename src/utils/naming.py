@@ -40,10 +40,7 @@ REDSHIFT_SYSTEM_COLUMNS: frozenset[str] = frozenset(
 # Redshift: identifiers are 1 to 127 bytes of UTF-8, quotes excluded
 # (https://docs.aws.amazon.com/redshift/latest/dg/r_names.html).
 MAX_IDENTIFIER_BYTES = 127
-# Per target type. PostgreSQL silently truncates longer identifiers to NAMEDATALEN - 1
-# bytes, so two long names would become one table
-# (https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS).
-IDENTIFIER_LIMITS = {"redshift": MAX_IDENTIFIER_BYTES, "postgres": 63}
+# A target's own limit comes from its capabilities (src/config/capabilities.py).
 
 COLUMN_PREFIX = "col_"
 TABLE_PREFIX = "t_"
@@ -157,7 +154,7 @@ def normalize_column_names(
 ) -> list[str]:
     """Normalise every column of ``table``; DataError when two fold to one name.
 
-    ``max_bytes`` is the target's identifier limit (:data:`IDENTIFIER_LIMITS`).
+    ``max_bytes`` is the target's identifier limit (its capabilities).
     """
     sources: dict[str, str] = {}
     result: list[str] = []

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+from src.config.capabilities import TargetCapabilities
 from src.core.row_compare import HASH_FROM
 from src.core.stage import Stage
 from src.core.table_schema import ColumnSpec, TableSchema
@@ -100,14 +101,24 @@ def type_family(data_type: str) -> str:
 class TargetDialect(ABC):
     """One target database's differences from the shared load protocol."""
 
-    name: str
-    # True where the database rejects a duplicate primary key (PostgreSQL); Redshift
-    # accepts one silently, so it always merges through a staging table.
-    enforces_primary_key = False
+    capabilities: TargetCapabilities  # what the database can hold and do
 
-    # True where ``INSERT … ON CONFLICT (key) DO UPDATE`` merges (PostgreSQL); Redshift
-    # has no ON CONFLICT, so it deletes the keys and inserts.
-    upserts = False
+    @property
+    def name(self) -> str:
+        """``postgres`` or ``redshift``."""
+        return self.capabilities.name
+
+    @property
+    def enforces_primary_key(self) -> bool:
+        """A duplicate key fails (PostgreSQL); Redshift accepts one silently, so it
+        always merges through a staging table."""
+        return self.capabilities.enforces_primary_key
+
+    @property
+    def upserts(self) -> bool:
+        """``INSERT … ON CONFLICT (key) DO UPDATE`` merges (PostgreSQL); Redshift has no
+        ON CONFLICT, so it deletes the keys and inserts."""
+        return self.capabilities.upserts
 
     def merges_by_key(self, cur: Any, target: str, pk: list[str]) -> bool:
         """Whether ``MERGE`` may take the upsert's place on ``target`` (quoted), keyed by

@@ -22,6 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pgpq import ArrowToPostgresBinaryEncoder
 
+from src.config.capabilities import POSTGRES
 from src.core.json_text import strip_json_nul_escapes
 from src.core.stage import LocalStage, Stage
 from src.core.table_schema import ColumnSpec, TableSchema
@@ -54,10 +55,7 @@ LIMIT 1"""
 class PostgresDialect(TargetDialect):
     """PostgreSQL: VARCHAR counts characters; TEXT and JSONB for unbounded text."""
 
-    name = "postgres"
-    enforces_primary_key = True
-
-    upserts = True
+    capabilities = POSTGRES
 
     def is_duplicate_key(self, exc: BaseException) -> bool:
         """SQLSTATE 23505, unique_violation."""

@@ -24,6 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from src.config.capabilities import REDSHIFT
 from src.config.redshift_keys import table_keys
 from src.config.settings import StageConfig, TargetConnection
 from src.core.row_compare import HASH_FROM
@@ -36,14 +37,14 @@ from src.utils.logging_setup import get_logger
 from src.utils.naming import quote_literal, quote_pg, quote_pg_table
 
 log = get_logger("redshift")
-REDSHIFT_MAX_VARCHAR = 65535
-REDSHIFT_MAX_VARBYTE = 1_024_000
+REDSHIFT_MAX_VARCHAR = REDSHIFT.max_text_bytes or 0
+REDSHIFT_MAX_VARBYTE = REDSHIFT.max_binary_bytes or 0
 
 
 class RedshiftDialect(TargetDialect):
     """Redshift: the staged files are COPYed straight from S3 through a manifest."""
 
-    name = "redshift"
+    capabilities = REDSHIFT
     decimal_name = "DECIMAL"
 
     def __init__(
