@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pydantic import SecretStr
 
@@ -30,21 +32,11 @@ def password_of(value: SecretStr | SecretRef) -> str:
 @functools.cache
 def _fetched(ref: SecretRef) -> str:
     import boto3  # only for a run that names a secret
-    from botocore.exceptions import BotoCoreError, ClientError
 
-    try:
+    check = "its name, and that this host's AWS identity may call secretsmanager:GetSecretValue"
+    with _asking_aws(f"secret {ref.secret}", check):
         client = boto3.client("secretsmanager", region_name=ref.region_name)
         text = client.get_secret_value(SecretId=ref.secret)["SecretString"]
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        raise ConfigError(
-            f"secret {ref.secret} could not be read ({code}); check its name and that this "
-            "host's AWS identity may call secretsmanager:GetSecretValue on it"
-        ) from None
-    except BotoCoreError as exc:
-        raise SourceConnectionError(
-            f"AWS Secrets Manager could not be reached for secret {ref.secret}: {first_line(exc)}"
-        ) from None
     if ref.key is None:
         register_secrets([text])
         return str(text)
@@ -76,10 +68,9 @@ _EARLY = 60.0  # seconds before expiry that credentials are asked for again
 def _temporary(iam: RedshiftIam, database: str) -> tuple[str, str, float]:
     """GetClusterCredentials / Serverless GetCredentials: user, password, expiry (epoch)."""
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
 
-    what = iam.cluster_identifier or f"workgroup {iam.workgroup}"
-    try:
+    what = f"Redshift temporary credentials for {iam.cluster_identifier or iam.workgroup}"
+    with _asking_aws(what, "iam_auth, and that this host's AWS identity may ask for them"):
         if iam.cluster_identifier:
             got = boto3.client("redshift", region_name=iam.region).get_cluster_credentials(
                 DbUser=iam.db_user,
@@ -94,15 +85,21 @@ def _temporary(iam: RedshiftIam, database: str) -> tuple[str, str, float]:
                 workgroupName=iam.workgroup, dbName=database, durationSeconds=iam.duration_seconds
             )
             user, password, expires = got["dbUser"], got["dbPassword"], got["expiration"]
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        raise ConfigError(
-            f"Redshift temporary credentials for {what} could not be had ({code}); check "
-            "iam_auth and that this host's AWS identity may ask for them"
-        ) from None
-    except BotoCoreError as exc:
-        raise SourceConnectionError(
-            f"AWS could not be reached for Redshift credentials of {what}: {first_line(exc)}"
-        ) from None
     register_secrets([password])
     return str(user), str(password), expires.timestamp()
+
+
+@contextmanager
+def _asking_aws(what: str, check: str) -> Iterator[None]:
+    """AWS's refusal as a configuration error, AWS out of reach as a connection error."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise ConfigError(f"{what} could not be read ({code}); check {check}") from None
+    except BotoCoreError as exc:
+        raise SourceConnectionError(
+            f"AWS could not be reached for {what}: {first_line(exc)}"
+        ) from None

@@ -111,7 +111,7 @@ def test_a_redshift_target_logs_in_with_temporary_iam_credentials(
         missing.env.update(project.env)
         refused = missing.cli("status", "--json")
         checks = {c["component"]: c for c in json.loads(refused.stdout)["checks"]}
-        assert "temporary credentials for nope could not be had" in checks["target"]["detail"]
+        assert "temporary credentials for nope could not be read" in checks["target"]["detail"]
     finally:
         pg.execute(f'REVOKE ALL ON SCHEMA "{pg.name}" FROM "{role}"')
         pg.execute(f'DROP ROLE IF EXISTS "{role}"')
