@@ -70,8 +70,8 @@ def verify(
     """
     from src.errors import ConfigError
     from src.pipeline.run_report import write_report
-    from src.pipeline.verify import VerifyOptions, run_verify
-    from src.pipeline.verify_repair import RepairRequest
+    from src.pipeline.verify.repair import RepairRequest
+    from src.pipeline.verify.run import VerifyOptions, run_verify
 
     if (dry_run or force) and not repair:
         raise ConfigError("--dry-run and --force go with --repair")

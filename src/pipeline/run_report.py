@@ -19,7 +19,7 @@ from src.config.settings import AppConfig, PipelineConfig, StageConfig
 from src.core.s3_stage import S3Stage
 from src.core.simple_watermark_manager import KeyValue
 from src.pipeline.sync_runner import SyncRun, TableOutcome
-from src.pipeline.verify_report import TableVerification
+from src.pipeline.verify.report import TableVerification
 from src.utils.atomic import atomic_write
 from src.utils.naming import key_part
 

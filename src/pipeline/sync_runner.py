@@ -30,7 +30,7 @@ from src.utils.logging_setup import get_logger
 from src.utils.stage_keys import new_execution_id
 
 if TYPE_CHECKING:
-    from src.pipeline.verify_report import TableVerification
+    from src.pipeline.verify.report import TableVerification
 
 log = get_logger("sync")
 
@@ -233,8 +233,8 @@ def _after_load(
     check_window = mode != "none" and cfg.cdc_strategy != "custom_sql" and (moved or _whole(cfg))
     if not (check_window or detect):
         return  # nothing new: nothing to check (and the verify modules stay unimported)
-    from src.pipeline.verify import VerifyOptions, verify_table
-    from src.pipeline.verify_repair import RepairRequest
+    from src.pipeline.verify.repair import RepairRequest
+    from src.pipeline.verify.run import VerifyOptions, verify_table
 
     if check_window:
         check = verify_table(

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from src.config.configuration_manager import ConfigurationManager
-from src.pipeline.verify import VerifyOptions, run_verify
-from src.pipeline.verify_repair import RepairRequest
+from src.pipeline.verify.repair import RepairRequest
+from src.pipeline.verify.run import VerifyOptions, run_verify
 from tests.integration.test_mysql_types import create_every_type
 from tests.integration.test_redshift_load import (
     _connect_factory,

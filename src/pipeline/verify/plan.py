@@ -1,7 +1,7 @@
 """What one table's comparison covers: its scope, its columns, its key (``verify``'s planning).
 
 Pure functions over the MySQL schema, the watermark and the target's columns;
-:mod:`src.pipeline.verify` runs what they plan.
+:mod:`src.pipeline.verify.run` runs what they plan.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from src.core.row_compare import DigestPlan, Scope
 from src.core.simple_watermark_manager import MySQLState
 from src.core.table_schema import ColumnSpec
 from src.errors import ConfigError
-from src.pipeline.verify_compare import KeyTally
-from src.pipeline.verify_report import KeyList
+from src.pipeline.verify.compare import KeyTally
+from src.pipeline.verify.report import KeyList
 
 
 def watermark_scope(

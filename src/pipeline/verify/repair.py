@@ -28,8 +28,8 @@ from src.core.table_schema import ColumnSpec
 from src.load.deletions import Deletions
 from src.load.load_stage import Connect, TableLoad
 from src.load.targets.base import TargetDialect
-from src.pipeline.verify_compare import Comparison
-from src.pipeline.verify_report import RepairReport
+from src.pipeline.verify.compare import Comparison
+from src.pipeline.verify.report import RepairReport
 from src.utils.faults import fault_point
 from src.utils.logging_setup import get_logger
 

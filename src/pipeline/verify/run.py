@@ -2,7 +2,7 @@
 
 Read-only (``--repair`` aside): the table's schema comes from MySQL, its
 scope from the watermark, and two connections per side compare it
-(:mod:`src.pipeline.verify_compare`). Only rows whose cursor lies below the
+(:mod:`src.pipeline.verify.compare`). Only rows whose cursor lies below the
 watermark (less ``--grace`` seconds) are compared: rows changed since the last
 sync are not yet expected in the target.
 """
@@ -30,17 +30,17 @@ from src.load.deletions import DELETED_AT_COLUMN
 from src.load.load_stage import Connect
 from src.load.target_digest import TargetDigest
 from src.load.targets import make_dialect
-from src.pipeline.quarantine_release import release_quarantined
-from src.pipeline.verify_compare import CompareSettings, Comparison, TableComparer, at_once
-from src.pipeline.verify_plan import (
+from src.pipeline.verify.compare import CompareSettings, Comparison, TableComparer, at_once
+from src.pipeline.verify.plan import (
     compared_up_to,
     digest_plan,
     key_list,
     watermark_scope,
     window_scope,
 )
-from src.pipeline.verify_repair import KeySpool, RepairRequest, repair_table
-from src.pipeline.verify_report import TableVerification, VerifyReport
+from src.pipeline.verify.quarantine_release import release_quarantined
+from src.pipeline.verify.repair import KeySpool, RepairRequest, repair_table
+from src.pipeline.verify.report import TableVerification, VerifyReport
 from src.utils.logging_setup import get_logger
 from src.utils.naming import target_table_name
 from src.utils.stage_keys import new_execution_id
