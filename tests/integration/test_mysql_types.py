@@ -27,13 +27,9 @@ import pyarrow.parquet as pq
 import pymysql
 import pytest
 
+from src.backup.connectorx_reader import ConnectorxReader
 from src.backup.conversion_stats import ConversionStats
-from src.backup.mysql_reader import (
-    ConnectorxReader,
-    MySQLReader,
-    PyMySQLReader,
-    make_reader,
-)
+from src.backup.mysql_reader import MySQLReader, PyMySQLReader, make_reader
 from src.backup.mysql_schema import load_table_schema
 from src.core.connections import (
     MySQLEndpoint,
