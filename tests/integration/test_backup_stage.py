@@ -208,16 +208,7 @@ def test_backup_through_ssh_tunnel_to_s3(
         "INSERT INTO events (id, updated_at, v) "
         "SELECT seq, '2025-01-01' + INTERVAL seq SECOND, CONCAT('v', seq) FROM seq_1_to_5000"
     )
-    tunnel = {
-        "ssh_tunnel": {
-            "enabled": True,
-            "host": sshd.host,
-            "port": sshd.port,
-            "username": sshd.user,
-            "private_key_path": str(sshd.private_key_path),
-            "known_hosts": str(sshd.known_hosts_path),
-        }
-    }
+    tunnel = {"ssh_tunnel": sshd.tunnel()}
     project = make_project(
         tmp_path,
         mysql_db,

@@ -183,14 +183,7 @@ def test_a_sync_through_ssh_tunnels_verifies_the_configured_host_names(
 ) -> None:
     """Both ends reached through the bastion at 127.0.0.1; the certificates name only
     ``localhost``, so verifying the tunnel's address would fail."""
-    tunnel = {
-        "enabled": True,
-        "host": sshd.host,
-        "port": sshd.port,
-        "username": sshd.user,
-        "private_key_path": str(sshd.private_key_path),
-        "known_hosts": str(sshd.known_hosts_path),
-    }
+    tunnel = sshd.tunnel()
     pg = fresh_schema(tls_pg, "tunnelled")
     project = project_for(
         tmp_path, tls_mysql, pg,

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "ssh-keygen"
@@ -44,6 +45,18 @@ class SshdServer:
     log_path: Path
     pid: int
     config_path: Path
+
+    def tunnel(self, **overrides: Any) -> dict[str, Any]:
+        """An ``ssh_tunnel:`` block of ``connections.yml`` through this server."""
+        return {
+            "enabled": True,
+            "host": self.host,
+            "port": self.port,
+            "username": self.user,
+            "private_key_path": str(self.private_key_path),
+            "known_hosts": str(self.known_hosts_path),
+            **overrides,
+        }
 
     def log_text(self) -> str:
         """The sshd log so far (``-E`` file)."""
