@@ -9,6 +9,7 @@ MariaDB and PostgreSQL.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.support.databases import MySQLDatabase, PgSchema
@@ -111,3 +112,35 @@ def test_a_table_whose_rows_share_one_timestamp_is_compared_and_repaired(
     assert (code, result["status"]) == (0, "repaired")
     assert target_v(pg)[250] == 7
     assert project.verify(table)[0] == 0
+
+
+def test_a_group_left_open_stays_open_through_capped_runs_inside_it(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    """Rows of the group an earlier run read while it was open may have changed since: a capped
+    run that resumes inside it keeps it open (its own clock says closed), so the first run
+    without a cap reads it again from its first row."""
+    table = create(mysql_db, "'2025-02-01 00:00:00'", rows=30)
+    cfg = {**HYBRID, "processing": {"batch_size": 4}}
+    project = make_project(tmp_path, mysql_db, {table: cfg}, pg=pg)
+    project.sync(table)
+    path = project.watermark_path(table)
+    doc = json.loads(path.read_text())
+    doc["mysql_state"].update(last_id=10, group_open=True)  # as a capped run left it, open
+    path.write_text(json.dumps(doc))
+    project.sync(table, "--limit", "5")
+    state = project.watermark(table)["mysql_state"]
+    assert (state["last_id"], state["group_open"]) == (15, True)
+    assert project.sync(table)["rows_extracted"] == 30  # the whole group, read again
+
+
+def test_an_append_table_never_reads_an_open_group_again(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema
+) -> None:
+    """Re-read rows would be appended a second time: an append table resumes exactly."""
+    table = create(mysql_db, "NOW() + INTERVAL 30 SECOND")
+    project = make_project(tmp_path, mysql_db, {table: {**HYBRID, "write_mode": "append"}}, pg=pg)
+    project.sync(table)
+    assert project.watermark(table)["mysql_state"]["group_open"] is True
+    assert project.sync(table)["rows_extracted"] == 0
+    assert pg.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM b") == [(20, 20)]

@@ -17,6 +17,7 @@ from src.utils.stage_keys import watermark_key
 from tests.integration.test_faults import HYBRID, errors, parcels
 from tests.support.databases import MySQLDatabase, PgSchema
 from tests.support.pipelines import SCOPE, Project, make_project
+from tests.support.s3_server import S3Bucket
 
 
 def source_rows(db: MySQLDatabase) -> tuple[int, int]:
@@ -205,3 +206,26 @@ def test_a_staged_file_deleted_before_its_load_is_quarantined(
     bad = staged_files(project, table)[4]
     bad.unlink()
     quarantined_then_repaired(project, table, bad, "missing from", mysql_db, pg)
+
+
+def test_a_staged_object_replaced_on_s3_is_caught_by_its_etag(
+    tmp_path: Path, mysql_db: MySQLDatabase, pg: PgSchema, s3_bucket: S3Bucket
+) -> None:
+    """On S3 the load compares the listing's ETag with the one the upload got, before it
+    reads a byte (a Redshift COPY never passes the bytes through the tool)."""
+    table = parcels(mysql_db, 5000)
+    cfg = {**HYBRID, "processing": {"batch_size": 500}}
+    project = make_project(tmp_path, mysql_db, {table: cfg}, pg=pg, bucket=s3_bucket)
+    project.backup(table)
+    uri = project.watermark(table)["backup_s3_files"][4]
+    key = uri.split("/", 3)[3]
+    client = s3_bucket.client
+    data = bytearray(client.get_object(Bucket=s3_bucket.name, Key=key)["Body"].read())
+    at = data.rindex(b'"last_pk": ') + len(b'"last_pk": ')
+    data[at] = ord("1") if data[at] != ord("1") else ord("2")  # still a whole Parquet file
+    client.put_object(Bucket=s3_bucket.name, Key=key, Body=bytes(data))
+    result = project.cli("sync", "pipeline", "-p", "p")
+    assert result.returncode == 4, result.stderr
+    (line,) = errors(result.stderr)
+    assert uri in line and "changed since it was staged (ETag" in line, line
+    assert target_rows(pg)[0] == 4500

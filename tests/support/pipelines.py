@@ -112,6 +112,13 @@ class Project:
             "sync", "pipeline", "-p", "p", "-t", table, "--backup-only", *extra, check=True
         )
 
+    def watermark_path(self, table: str, target: str = "pg") -> Path:
+        """The watermark document of ``table`` in the local stage (to edit it by hand)."""
+        from src.utils.naming import split_table_name
+        from src.utils.stage_keys import watermark_key
+
+        return self.stage_dir / watermark_key(SCOPE, *split_table_name(table), target)
+
     def watermark(self, table: str, target: str = "pg") -> dict[str, Any]:
         """The stored watermark document of ``table`` (FileNotFoundError: none is stored)."""
         from src.utils.naming import split_table_name
