@@ -23,7 +23,13 @@ from src.core.s3_stage import S3Stage
 from src.core.secrets import password_of, target_login
 from src.core.ssh_tunnel import SSHTunnel
 from src.core.stage import LocalStage, Stage
-from src.core.tls import connectorx_cannot, connectorx_tls, libpq_tls, pymysql_tls
+from src.core.tls import (
+    connectorx_cannot,
+    connectorx_tls,
+    libpq_tls,
+    mysql_context,
+    pymysql_tls,
+)
 from src.errors import ConfigError, SourceConnectionError, first_line
 
 SESSION_TIME_ZONE_SQL = "SET time_zone = '+00:00'"  # TIMESTAMP values read in UTC
@@ -65,14 +71,9 @@ def preferred_tls_context() -> ssl.SSLContext:
 
     What ``_create_ssl_ctx({})`` returns: ``create_default_context()``'s client
     context with ``check_hostname`` off, ``CERT_NONE``, ``VERIFY_X509_STRICT``
-    cleared and SSLv2/SSLv3 refused.
+    cleared and SSLv2/SSLv3 refused: ``tls.mode: required``'s context.
     """
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
-    ctx.options |= ssl.OP_NO_SSLv2 | ssl.OP_NO_SSLv3
-    return ctx
+    return mysql_context(MySQLTls(mode="required"), "")
 
 
 @dataclass(frozen=True)
